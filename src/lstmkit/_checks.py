@@ -1,0 +1,100 @@
+"""Argument checks shared by every module: each raises before any computation and says what was expected,
+what came and, where there is one, the fix."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch.nn.utils.rnn import PackedSequence
+
+from .errors import InputError, InputTypeError
+
+
+def positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputTypeError(f"`{name}` must be an int, got {type(value).__name__} ({value!r})")
+    if value <= 0:
+        raise InputError(f"`{name}` must be a positive int, got {value}")
+    return int(value)
+
+
+def flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InputTypeError(f"`{name}` must be True or False, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def probability(name: str, value, *, upper_inclusive: bool) -> float:
+    """A dropout-like probability in [0, 1] (or [0, 1) when 1 would drop everything forever)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"`{name}` must be a float, got {type(value).__name__} ({value!r})")
+    value = float(value)
+    ok = 0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0
+    if not ok:
+        interval = "[0, 1]" if upper_inclusive else "[0, 1)"
+        raise InputError(f"`{name}` must be a probability in {interval}, got {value}")
+    return value
+
+
+def finite_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"`{name}` must be a float, got {type(value).__name__} ({value!r})")
+    if not math.isfinite(float(value)):
+        raise InputError(f"`{name}` must be finite, got {value}")
+    return float(value)
+
+
+def sequence_input(x, *, input_size: int, weight: torch.Tensor, packed_ok: bool = True) -> None:
+    """The checks every sequence input passes: a float tensor (or PackedSequence) of rank 2 or 3 whose last
+    dimension is `input_size`, on the parameters' device and (outside autocast) of their dtype."""
+    if isinstance(x, PackedSequence) and packed_ok:
+        data = x.data
+        if data.dim() != 2:
+            raise InputError(f"`input` is a PackedSequence whose data must be 2-D (N, {input_size}), "
+                             f"got shape {tuple(data.shape)}")
+    elif isinstance(x, torch.Tensor):
+        data = x
+        if data.dim() not in (2, 3):
+            raise InputError(f"`input` must be 3-D (batched) or 2-D (unbatched), got {data.dim()}-D with "
+                             f"shape {tuple(data.shape)}")
+    else:
+        expected = "a Tensor or PackedSequence" if packed_ok else "a Tensor"
+        raise InputTypeError(f"`input` must be {expected}, got {type(x).__name__}")
+    _float_like("input", data, weight)
+    if data.shape[-1] != input_size:
+        raise InputError(f"`input` has {data.shape[-1]} features in its last dimension but the module was built "
+                         f"with input_size={input_size}; shape {tuple(data.shape)}")
+    if data.numel() == 0:
+        raise InputError(f"`input` is empty (shape {tuple(data.shape)}): a sequence needs at least one step "
+                         "and a batch at least one sequence")
+
+
+def _float_like(name: str, t: torch.Tensor, weight: torch.Tensor) -> None:
+    if not t.is_floating_point():
+        raise InputTypeError(f"`{name}` must be a floating-point tensor, got dtype {t.dtype}; "
+                             f"convert it with {name}.to({weight.dtype})")
+    if t.device != weight.device:
+        raise InputError(f"`{name}` is on {t.device} but the module's parameters are on {weight.device}; "
+                         f"move one of them (module.to({str(t.device)!r}) or {name}.to({str(weight.device)!r}))")
+    if t.dtype != weight.dtype and not torch.is_autocast_enabled(t.device.type):
+        raise InputError(f"`{name}` has dtype {t.dtype} but the module's parameters are {weight.dtype}; "
+                         f"convert the input ({name}.to({weight.dtype})) or the model (model.to({t.dtype}))")
+
+
+def state_tensor(name: str, t, expected: tuple[int, ...], x: torch.Tensor, weight: torch.Tensor,
+                 unbatched: bool, hint: str) -> None:
+    """One initial state tensor (h0 or c0): a float tensor of exactly `expected` shape, like the input."""
+    if not isinstance(t, torch.Tensor):
+        raise InputTypeError(f"`{name}` must be a Tensor, got {type(t).__name__}")
+    want_dim = len(expected)
+    if t.dim() != want_dim:
+        kind = "unbatched 2-D" if unbatched else "batched 3-D"
+        raise InputError(f"`{name}` must be {want_dim}-D for {kind} input, got {t.dim()}-D with shape "
+                         f"{tuple(t.shape)}")
+    if tuple(t.shape) != tuple(expected):
+        raise InputError(f"`{name}` must have shape {tuple(expected)} {hint}, got {tuple(t.shape)}")
+    _float_like(name, t, weight)
+    if t.dtype != x.dtype and not torch.is_autocast_enabled(t.device.type):
+        raise InputError(f"`{name}` has dtype {t.dtype} but `input` has {x.dtype}; give both the same dtype")

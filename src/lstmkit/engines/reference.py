@@ -1,0 +1,83 @@
+"""The reference engine: the cell's equations, one step at a time, in plain torch.
+
+It is the spec the other engines are tested against, and it runs any :class:`lstmkit.cells.Cell`, so a new cell
+gets layers, directions, packing, dropout between layers, recurrent dropout, zoneout and traces from here.
+Autograd differentiates it; nothing is hand-written, which is why it is slow (one Python iteration per step).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..cells import Cell, Weights
+from ..sequences import Sequences, reverse_within, step_mask
+from .config import Masks, RunConfig, draw_masks
+
+
+def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
+        *, trace: bool):
+    x = seq.time_major()                                                        # (T, B, I)
+    lengths = seq.lengths()                                                     # (B,) or None
+    D = config.directions
+    final = [[None] * (config.num_layers * D) for _ in cell.states]
+    records = []
+    for layer in range(config.num_layers):
+        outputs, layer_records = [], []
+        for d in range(D):
+            index = layer * D + d
+            s0 = tuple(s[index] for s in hx)                                    # (B, S) each
+            masks = draw_masks(cell, config, x.shape[0], x.shape[1], x)
+            xd = x if d == 0 else reverse_within(x, lengths)
+            y, sn, rec = run_direction(cell, xd, lengths, s0, weights[layer][d], masks, config, trace)
+            if d == 1:
+                y = reverse_within(y, lengths)
+                rec = rec and tuple(reverse_within(r, lengths) for r in rec)
+            outputs.append(y)
+            layer_records.append(rec)
+            for k, s in enumerate(sn):
+                final[k][index] = s
+        x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)               # (T, B, D*R)
+        if config.dropout > 0 and config.training and layer < config.num_layers - 1:
+            x = F.dropout(x, config.dropout, training=True)
+        records.append(layer_records)
+    state = tuple(torch.stack(s) for s in final)                                # (L*D, B, S) each
+    return seq.like(x), state, records if trace else None
+
+
+def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
+                  masks: Masks, config: RunConfig, trace: bool):
+    """One layer in one (forward) direction. x (T, B, I) -> y (T, B, R), final state, records or None."""
+    if masks.recurrent is not None:
+        w = Weights(**{**w.__dict__, "recurrent_mask": masks.recurrent})
+    xw = cell.project_input(x, w)                                               # (T, B, G*H)
+    ys, recs = [], []
+    keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
+    for t in range(x.shape[0]):
+        new, rec = cell.step(xw[t], state, w)
+        if masks.zoneout is not None:                                           # training: keep with mask
+            new = tuple(torch.lerp(n, s, z[t]) for n, s, z in zip(new, state, masks.zoneout, strict=True))
+        elif keep_p is not None:                                                # eval: the expectation
+            new = tuple(torch.lerp(n, s, keep_p) for n, s in zip(new, state, strict=True))
+        if masks.zoneout is not None or keep_p is not None:
+            rec = _with_states(cell, rec, new)
+        alive = step_mask(lengths, t, x)                                        # (B, 1) or None
+        if alive is not None:
+            new = tuple(torch.where(alive, n, s) for n, s in zip(new, state, strict=True))
+            y = torch.where(alive, new[0], torch.zeros_like(new[0]))
+            rec = tuple(torch.where(alive, r, torch.zeros_like(r)) for r in rec) if trace else rec
+        else:
+            y = new[0]
+        state = new
+        ys.append(y)
+        if trace:
+            recs.append(rec)
+    records = tuple(torch.stack(r) for r in zip(*recs, strict=True)) if trace else None
+    return torch.stack(ys), state, records
+
+
+def _with_states(cell: Cell, rec: tuple, state: tuple[Tensor, ...]) -> tuple:
+    """Records that name a state (``h``, ``c``) show the state after zoneout, the value actually carried."""
+    by_name = dict(zip(cell.states, state, strict=True))
+    return tuple(by_name.get(name, r) for name, r in zip(cell.records, rec, strict=True))

@@ -1,0 +1,105 @@
+"""The torch engine: torch's own fused kernels (oneDNN on CPU, cuDNN on GPU), so a plain LSTM, GRU or RNN costs
+exactly what torch.nn's costs.
+
+Traces: the fused kernels return only each layer's output, so a traced call runs the layers one at a time and
+then recovers every gate from the outputs with batched GEMMs over all steps (``cell.replay``): every
+``h_{t-1}`` is known from the output, so ``a = x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh`` needs no step loop.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..cells import Cell, Weights
+from ..sequences import Sequences, reverse_within, valid_steps
+from .config import RunConfig
+
+KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+
+
+def why_not(cell: Cell, config: RunConfig) -> str | None:
+    """None when torch's kernel computes exactly this cell and configuration, else the reason it cannot."""
+    if cell.torch_kernel is None:
+        return f"torch has no fused kernel for this cell ({type(cell).__name__}: {cell.describe() or 'custom'})"
+    if config.recurrent_dropout > 0 or config.zoneout > 0:
+        return "torch's fused kernels have no recurrent dropout or zoneout"
+    return None
+
+
+def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
+        *, trace: bool):
+    reason = why_not(cell, config)
+    if reason is not None:
+        raise AssertionError(reason)            # modules check before choosing this engine
+    if not trace:
+        out, state = _kernel(cell, seq, hx, weights, config, range(config.num_layers))
+        return out, state, None
+
+    D = config.directions
+    layer_in, finals, records = seq, [], []
+    for layer in range(config.num_layers):
+        first = layer * D
+        layer_hx = tuple(s[first:first + D] for s in hx)
+        layer_out, layer_state = _kernel(cell, layer_in, layer_hx, weights, config, [layer], dropout=False)
+        finals.append(layer_state)
+        records.append(_replay_layer(cell, layer_in, layer_out, layer_hx, weights[layer], D))
+        if config.dropout > 0 and config.training and layer < config.num_layers - 1:
+            layer_out = _dropout(layer_out, config.dropout)
+        layer_in = layer_out
+    state = tuple(torch.cat(s) for s in zip(*finals, strict=True))               # (L*D, B, S) each
+    return layer_in, state, records
+
+
+def _kernel(cell, seq: Sequences, hx, weights, config: RunConfig, layers, dropout: bool = True):
+    flat = [p for layer in layers for w in weights[layer] for p in _flat(w)]
+    has_bias = weights[0][0].bias_ih is not None
+    hidden = hx if len(hx) > 1 else hx[0]
+    args = (flat, has_bias, len(layers), config.dropout if dropout else 0.0, config.training,
+            config.bidirectional)
+    kernel = KERNELS[cell.torch_kernel]
+    if seq.is_packed:
+        result = kernel(seq.packed_data(), seq.batch_sizes, hidden, *args)
+        out = Sequences(data=result[0], batch_sizes=seq.batch_sizes)
+    else:
+        result = kernel(seq.padded, hidden, *args, seq.batch_first)
+        out = Sequences(padded=result[0], batch_first=seq.batch_first)
+    return out, tuple(result[1:])
+
+
+def _flat(w: Weights) -> list[Tensor]:
+    """torch's order: W_ih, W_hh, b_ih, b_hh, W_hr (what exists)."""
+    return [p for p in (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr) if p is not None]
+
+
+def _dropout(seq: Sequences, p: float) -> Sequences:
+    if seq.is_packed:
+        return Sequences(data=F.dropout(seq.packed_data(), p, True), batch_sizes=seq.batch_sizes)
+    return Sequences(padded=F.dropout(seq.padded, p, True), batch_first=seq.batch_first)
+
+
+def _replay_layer(cell: Cell, seq_in: Sequences, seq_out: Sequences, hx, weights: list[Weights], D: int):
+    x = seq_in.time_major()                                                     # (T, B, I)
+    y_all = seq_out.time_major()                                                # (T, B, D*R)
+    lengths = seq_in.lengths()
+    alive = valid_steps(lengths, x.shape[0], x.device)                          # (T, B, 1) or None
+    R = cell.output_size
+    records = []
+    for d in range(D):
+        w = weights[d]
+        y = y_all[..., d * R:(d + 1) * R]                                       # (T, B, R)
+        xd = x
+        if d == 1:                                  # a reverse direction is a forward one on flipped steps
+            xd, y = reverse_within(x, lengths), reverse_within(y, lengths)
+        s0 = tuple(s[d] for s in hx)                                            # (B, S) each
+        h_prev = torch.cat([s0[0].unsqueeze(0), y[:-1]])                        # (T, B, R)
+        xw = F.linear(xd, w.weight_ih, w.bias_ih)                               # (T, B, G*H)
+        hw = F.linear(h_prev, w.weight_hh, w.bias_hh)                           # (T, B, G*H)
+        rec = cell.replay(xw, hw, y, s0)
+        if alive is not None:
+            rec = tuple(r * alive for r in rec)
+        if d == 1:
+            rec = tuple(reverse_within(r, lengths) for r in rec)
+        records.append(rec)
+    return records

@@ -1,0 +1,112 @@
+"""``RecurrentCell``: one step of any cell as a module, with torch.nn.LSTMCell/GRUCell/RNNCell's constructor,
+parameters (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``) and call."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .. import _checks
+from ..cells import Cell, Weights
+from ..errors import InputError, InputTypeError
+
+BACKENDS = ("auto", "torch", "reference")
+_TORCH_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
+                "rnn_relu": torch.rnn_relu_cell}
+
+
+class RecurrentCell(nn.Module):
+    """One step of ``cell`` (a :class:`lstmkit.cells.Cell` class called as ``cell(hidden_size, 0)``).
+    ``backend``: ``"auto"`` (torch's fused cell kernel when it computes exactly this cell, else the reference),
+    ``"torch"`` or ``"reference"`` (the cell's equations)."""
+
+    def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None, *, backend: str = "auto"):
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.bias = _checks.flag("bias", bias)
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise InputError(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        self.cell = cell(self.hidden_size, 0)
+        if backend == "torch" and self.cell.torch_kernel is None:
+            raise InputError("backend='torch' cannot run this cell: torch has no fused kernel for "
+                             f"{type(self.cell).__name__} ({self.cell.describe()}); use 'auto' or 'reference'")
+        self.backend = backend
+        kw = {"device": device, "dtype": dtype}
+        G, H = self.cell.gates, self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(G * H, self.input_size, **kw))
+        self.weight_hh = nn.Parameter(torch.empty(G * H, H, **kw))
+        if self.bias:
+            self.bias_ih = nn.Parameter(torch.empty(G * H, **kw))
+            self.bias_hh = nn.Parameter(torch.empty(G * H, **kw))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        for name, shape in self.cell.extra_parameters().items():
+            self.register_parameter(name, nn.Parameter(torch.empty(shape, **kw)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+            if p is not None:
+                nn.init.uniform_(p, -stdv, stdv)
+        for name in self.cell.extra_parameters():
+            self.cell.reset_extra_(name, getattr(self, name), stdv)
+
+    def forward(self, input: Tensor, hx=None):
+        _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, packed_ok=False)
+        if input.dim() not in (1, 2):
+            raise InputError(f"`input` of a cell must be 2-D (batch, input_size) or 1-D (input_size,), got "
+                             f"{input.dim()}-D with shape {tuple(input.shape)}")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input                          # (B, I)
+        state = self._states(hx, x, unbatched)
+        if unbatched:
+            state = tuple(s.unsqueeze(0) for s in state)
+        kernel = self.cell.torch_kernel if self.backend != "reference" else None
+        if kernel is not None:
+            out = _TORCH_CELLS[kernel](x, state if len(state) > 1 else state[0], self.weight_ih, self.weight_hh,
+                                       self.bias_ih, self.bias_hh)
+            new = tuple(out) if isinstance(out, tuple | list) else (out,)
+        else:
+            w = Weights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
+                        {name: getattr(self, name) for name in self.cell.extra_parameters()})
+            xw = self.cell.project_input(x, w)                                  # (B, G*H)
+            new, _ = self.cell.step(xw, state, w)
+        if unbatched:
+            new = tuple(s.squeeze(0) for s in new)
+        return new if len(new) > 1 else new[0]
+
+    def _states(self, hx, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
+        names = self.cell.states
+        shape = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
+        if hx is None:
+            return tuple(torch.zeros(shape, dtype=x.dtype, device=x.device) for _ in names)
+        kind = type(self).__name__
+        if len(names) == 1:
+            if not isinstance(hx, Tensor):
+                raise InputTypeError(f"`hx` must be a Tensor h for {kind}, got {type(hx).__name__}")
+            hx = (hx,)
+        elif isinstance(hx, Tensor):
+            raise InputTypeError(f"`hx` must be a tuple (h, c) for {kind}, got a single Tensor")
+        elif not isinstance(hx, tuple | list) or len(hx) != len(names):
+            raise InputTypeError(f"`hx` must be a tuple ({', '.join(names)}) for {kind}, got {type(hx).__name__}")
+        hint = "(hidden_size,)" if unbatched else "(batch, hidden_size)"
+        for k, (name, h) in enumerate(zip(names, hx, strict=True)):
+            _checks.state_tensor(f"hx[{k}] ({name})" if len(names) > 1 else name, h, shape, x, self.weight_ih,
+                                 unbatched, hint)
+        return tuple(hx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
+        cell = self.cell.describe()
+        return s + (f", {cell}" if cell else "")

@@ -1,0 +1,275 @@
+"""``Recurrent``: any cell over whole sequences, with torch.nn.LSTM/GRU/RNN's constructor, parameters and call.
+
+It owns what every recurrent layer shares: the parameters (named and ordered as torch.nn names and orders them,
+so a ``state_dict`` moves both ways), torch's initialisation, the input forms (batched, unbatched, batch_first,
+``PackedSequence``, initial states), the argument checks and the choice of engine. The math of a step lives in
+the cell (``lstmkit.cells``); the loop over steps, layers and directions in the engines (``lstmkit.engines``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .. import _checks
+from ..cells import Cell, Weights
+from ..engines import RunConfig, reference, torch_kernel
+from ..errors import InputError, InputTypeError
+from ..sequences import Sequences
+from ..trace import Trace, record_type
+
+BACKENDS = ("auto", "torch", "reference")
+
+
+class Recurrent(nn.Module):
+    """Runs ``cell`` (a :class:`lstmkit.cells.Cell` class, called as ``cell(hidden_size, proj_size)``) over
+    sequences, with torch.nn.RNNBase's constructor arguments plus:
+
+    - ``backend``: ``"auto"`` (the fastest engine that computes exactly this configuration), ``"torch"``
+      (torch's fused kernel; only for the cells torch has), or ``"reference"`` (the per-step loop of the
+      cell's equations, which every engine is tested against).
+    - ``recurrent_dropout``: variational dropout on ``h_{t-1}`` inside the recurrence, one mask per sequence,
+      layer and direction (Gal & Ghahramani 2016); training mode only.
+    - ``zoneout``: each unit of each state keeps its previous value with this probability (Krueger et al.
+      2016): ``s_t = z ⊙ s_{t-1} + (1 − z) ⊙ s̃_t`` with ``z ~ Bernoulli(p)`` in training and the expectation
+      ``p s_{t-1} + (1 − p) s̃_t`` in eval.
+    """
+
+    def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, *, backend: str = "auto",
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0):
+        super().__init__()
+        self.input_size = _checks.positive_int("input_size", input_size)
+        self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
+        self.num_layers = _checks.positive_int("num_layers", num_layers)
+        self.bias = _checks.flag("bias", bias)
+        self.batch_first = _checks.flag("batch_first", batch_first)
+        self.dropout = _checks.probability("dropout", dropout, upper_inclusive=True)
+        self.bidirectional = _checks.flag("bidirectional", bidirectional)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout, upper_inclusive=False)
+        self.zoneout = _checks.probability("zoneout", zoneout, upper_inclusive=False)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise InputTypeError(f"`proj_size` must be an int, got {type(proj_size).__name__} ({proj_size!r})")
+        if proj_size < 0:
+            raise InputError(f"`proj_size` must be 0 (no projection) or positive, got {proj_size}")
+        if proj_size >= hidden_size:
+            raise InputError(f"`proj_size` must be smaller than hidden_size={hidden_size}, got {proj_size}")
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise InputError(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
+                          f"(dropout={self.dropout}); for dropout inside the recurrence use recurrent_dropout",
+                          stacklevel=3)
+        self.proj_size = proj_size
+        self.cell = cell(self.hidden_size, proj_size)
+        if proj_size and not self.cell.supports_projection:
+            raise InputError(f"`proj_size` is only supported by LSTM cells, got proj_size={proj_size} for "
+                             f"{type(self.cell).__name__}")
+        self.backend = backend
+        if backend == "torch":
+            reason = torch_kernel.why_not(self.cell, self._config())
+            if reason:
+                raise InputError(f"backend='torch' cannot run this module: {reason}; use backend='auto' or "
+                                 "'reference'")
+        self._make_parameters(device, dtype)
+        self.reset_parameters()
+
+    # -- parameters, named and ordered as torch.nn names and orders them --------------------------------------
+
+    def _make_parameters(self, device, dtype) -> None:
+        kw = {"device": device, "dtype": dtype}
+        G, H, R = self.cell.gates, self.hidden_size, self.cell.output_size
+        D = 2 if self.bidirectional else 1
+        self._flat_weights_names: list[str] = []
+        self._all_weights: list[list[str]] = []
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else R * D
+            for d in range(D):
+                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, R)}
+                if self.bias:
+                    shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
+                if self.proj_size:
+                    shapes["weight_hr"] = (self.proj_size, H)
+                names = []
+                for base, shape in shapes.items():
+                    name = f"{base}_l{layer}{'_reverse' if d else ''}"
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **kw)))
+                    names.append(name)
+                self._flat_weights_names.extend(names)
+                self._all_weights.append(names)
+        # The cell's own parameters come after torch's, so torch's are drawn first from the same random stream.
+        self._extra_names: list[tuple[str, str]] = []
+        for layer in range(self.num_layers):
+            for d in range(D):
+                for base, shape in self.cell.extra_parameters().items():
+                    name = f"{base}_l{layer}{'_reverse' if d else ''}"
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **kw)))
+                    self._extra_names.append((base, name))
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)); the cell's own
+        parameters as the cell says."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for name in self._flat_weights_names:
+            nn.init.uniform_(getattr(self, name), -stdv, stdv)
+        for base, name in self._extra_names:
+            self.cell.reset_extra_(base, getattr(self, name), stdv)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    def flatten_parameters(self) -> None:
+        """Kept so code written for torch.nn runs unchanged; lstmkit's engines need no flattened buffer."""
+
+    def _weights(self) -> list[list[Weights]]:
+        D = 2 if self.bidirectional else 1
+        out = []
+        for layer in range(self.num_layers):
+            row = []
+            for d in range(D):
+                suffix = f"_l{layer}{'_reverse' if d else ''}"
+                get = lambda base, s=suffix: getattr(self, base + s, None)  # noqa: E731
+                extra = {base: get(base) for base in self.cell.extra_parameters()}
+                row.append(Weights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+                                   get("weight_hr"), extra))
+            out.append(row)
+        return out
+
+    def _config(self) -> RunConfig:
+        return RunConfig(self.num_layers, self.bidirectional, self.dropout, self.training,
+                         self.recurrent_dropout, self.zoneout)
+
+    # -- the call -------------------------------------------------------------------------------------------
+
+    def forward(self, input, hx=None):
+        seq, hx, finish = self._prepare(input, hx)
+        engine = self._engine(trace=False)
+        out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
+        return finish(out, state)
+
+    def trace(self, input, hx=None) -> Trace:
+        """Runs like ``forward`` and also returns every step's gates and states; see :class:`lstmkit.Trace`.
+        Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
+        functions of the parameters and the input."""
+        seq, hx, finish = self._prepare(input, hx)
+        engine = self._engine(trace=True)
+        out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
+        output, state = finish(out, state)
+        make = record_type(self.cell.records)
+        lengths = seq.lengths()
+        shaped = [[make(*(self._user_layout(r, input) for r in rec)) for rec in row] for row in records]
+        if lengths is not None:
+            lengths = lengths[input.unsorted_indices] if input.unsorted_indices is not None else lengths
+        return Trace(output, state, shaped, lengths)
+
+    def _engine(self, trace: bool):
+        if self.backend == "reference":
+            return reference
+        reason = torch_kernel.why_not(self.cell, self._config())
+        if reason is None:
+            return torch_kernel
+        if self.backend == "torch":                   # settings changed since construction
+            raise InputError(f"backend='torch' cannot run this call: {reason}")
+        return reference
+
+    def _user_layout(self, r: Tensor, input) -> Tensor:
+        """A time-major (T, B, .) record laid out like the caller's output."""
+        if isinstance(input, PackedSequence):
+            if input.unsorted_indices is not None:
+                r = r.index_select(1, input.unsorted_indices)
+            return r.transpose(0, 1) if self.batch_first else r
+        if input.dim() == 2:
+            return r.squeeze(1)
+        return r.transpose(0, 1) if self.batch_first else r
+
+    def _prepare(self, input, hx):
+        """Checks the call and turns it into engine form: (Sequences, states, finish) where finish(out, state)
+        gives what torch.nn would return."""
+        weight = getattr(self, self._flat_weights_names[0])
+        _checks.sequence_input(input, input_size=self.input_size, weight=weight)
+        packed = isinstance(input, PackedSequence)
+        unbatched = not packed and input.dim() == 2
+        if packed:
+            seq = Sequences(data=input.data, batch_sizes=input.batch_sizes)
+            x = input.data
+        else:
+            x = input.unsqueeze(0 if self.batch_first else 1) if unbatched else input
+            seq = Sequences(padded=x, batch_first=self.batch_first)
+        B = seq.batch
+        D = 2 if self.bidirectional else 1
+        sizes = self.cell.state_sizes()
+        names = self._state_names()
+        if hx is None:
+            hx = tuple(torch.zeros(self.num_layers * D, B, s, dtype=x.dtype, device=x.device) for s in sizes)
+        else:
+            hx = self._check_states(hx, names, sizes, x, weight, B, D, unbatched)
+            if unbatched:
+                hx = tuple(h.unsqueeze(1) for h in hx)
+            if packed and input.sorted_indices is not None:
+                hx = tuple(h.index_select(1, input.sorted_indices) for h in hx)
+
+        def finish(out: Sequences, state: tuple[Tensor, ...]):
+            if packed:
+                output = PackedSequence(out.packed_data(), input.batch_sizes, input.sorted_indices,
+                                        input.unsorted_indices)
+                if input.unsorted_indices is not None:
+                    state = tuple(s.index_select(1, input.unsorted_indices) for s in state)
+            else:
+                output = out.padded.squeeze(0 if self.batch_first else 1) if unbatched else out.padded
+                if unbatched:
+                    state = tuple(s.squeeze(1) for s in state)
+            return output, (state if len(state) > 1 else state[0])
+
+        return seq, hx, finish
+
+    def _state_names(self) -> tuple[str, ...]:
+        return tuple(f"{s}0" for s in self.cell.states)
+
+    def _check_states(self, hx, names, sizes, x, weight, B, D, unbatched) -> tuple[Tensor, ...]:
+        together = "(" + ", ".join(names) + ")"
+        if len(names) == 1:
+            if not isinstance(hx, Tensor):
+                raise InputTypeError(f"`hx` must be a Tensor {names[0]} for {type(self).__name__}, got "
+                                     f"{type(hx).__name__}" + (" (a tuple is what an LSTM takes)"
+                                                              if isinstance(hx, tuple | list) else ""))
+            hx = (hx,)
+        else:
+            if isinstance(hx, Tensor):
+                raise InputTypeError(f"`hx` must be a tuple {together} for {type(self).__name__}, got a single "
+                                     "Tensor")
+            if not isinstance(hx, tuple | list) or len(hx) != len(names):
+                raise InputTypeError(f"`hx` must be a tuple {together} of {len(names)} tensors, got "
+                                     f"{type(hx).__name__}" + (f" of length {len(hx)}"
+                                                               if isinstance(hx, tuple | list) else ""))
+        LD = self.num_layers * D
+        for name, h, size in zip(names, hx, sizes, strict=True):
+            what = "proj_size" if (size == self.proj_size and self.proj_size) else "hidden_size"
+            if unbatched:
+                expected, hint = (LD, size), f"(num_layers * num_directions = {LD}, {what} = {size})"
+            else:
+                expected, hint = (LD, B, size), (f"(num_layers * num_directions = {LD}, batch = {B}, "
+                                                 f"{what} = {size})")
+            _checks.state_tensor(f"hx[{names.index(name)}] ({name})" if len(names) > 1 else name, h, expected,
+                                 x, weight, unbatched, hint)
+        return tuple(hx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name, default in (("proj_size", 0), ("num_layers", 1), ("bias", True), ("batch_first", False),
+                              ("dropout", 0.0), ("bidirectional", False), ("recurrent_dropout", 0.0),
+                              ("zoneout", 0.0), ("backend", "auto")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        cell = self.cell.describe()
+        return s + (f", {cell}" if cell else "")

@@ -1,0 +1,96 @@
+"""The one form in which engines receive and return a batch of sequences.
+
+Users hand a module a batched tensor (time- or batch-major), an unbatched one, or a ``PackedSequence``; the
+module turns each into :class:`Sequences` and back, so engines never see the difference. Packed batches stay in
+their sorted order (longest first) inside the engines, as torch's own kernels keep them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+
+@dataclass
+class Sequences:
+    """Either ``padded`` (``(T, B, F)``, or ``(B, T, F)`` when ``batch_first``) with every sequence ``T`` long, or
+    ``data``/``batch_sizes`` of a sorted packed batch. :meth:`time_major` and :meth:`lengths` give the padded
+    view of either; :meth:`packed_data` the packed one. Conversions are made once and cached."""
+
+    padded: Tensor | None = None
+    batch_first: bool = False
+    data: Tensor | None = None
+    batch_sizes: Tensor | None = None
+
+    @property
+    def is_packed(self) -> bool:
+        return self.batch_sizes is not None
+
+    @property
+    def batch(self) -> int:
+        if self.is_packed:
+            return int(self.batch_sizes[0])
+        return self.padded.shape[0 if self.batch_first else 1]
+
+    @property
+    def steps(self) -> int:
+        if self.is_packed:
+            return len(self.batch_sizes)
+        return self.padded.shape[1 if self.batch_first else 0]
+
+    def time_major(self) -> Tensor:
+        """(T, B, F), zero past each sequence's end."""
+        if self.padded is None:
+            self.padded, _ = pad_packed_sequence(PackedSequence(self.data, self.batch_sizes))
+            self.batch_first = False
+        return self.padded.transpose(0, 1) if self.batch_first else self.padded
+
+    def lengths(self) -> Tensor | None:
+        """(B,) int64 on the CPU, longest first; None when every sequence has all T steps."""
+        if not self.is_packed:
+            return None
+        # Sequence b is alive at step t while b < batch_sizes[t]; its length counts those steps.
+        return (torch.arange(self.batch).unsqueeze(1) < self.batch_sizes.unsqueeze(0)).sum(1)   # (B,)
+
+    def packed_data(self) -> Tensor:
+        if self.data is None:
+            raise AssertionError("packed_data() of an unpacked batch")
+        return self.data
+
+    def like(self, output: Tensor) -> Sequences:
+        """The engine's time-major padded `output` (T, B, F) in this batch's form."""
+        if self.is_packed:
+            return Sequences(data=pack_padded_sequence(output, self.lengths()).data, batch_sizes=self.batch_sizes)
+        if self.batch_first:
+            return Sequences(padded=output.transpose(0, 1), batch_first=True)
+        return Sequences(padded=output)
+
+
+def step_mask(lengths: Tensor | None, t: int, like: Tensor) -> Tensor | None:
+    """(B, 1) True where step t lies inside the sequence, or None when all sequences are full length."""
+    if lengths is None:
+        return None
+    return (lengths.to(like.device) > t).unsqueeze(-1)
+
+
+def reverse_within(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of time-major `x` (T, B, ...) within its own length; padding stays in place.
+    Applying it twice gives `x` back, so reverse directions run as forward ones on flipped input."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T).unsqueeze(1)                                                # (T, 1)
+    n = lengths.unsqueeze(0)                                                        # (1, B)
+    index = torch.where(t < n, n - 1 - t, t).to(x.device)                           # (T, B)
+    index = index.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+def valid_steps(lengths: Tensor | None, T: int, device) -> Tensor | None:
+    """(T, B, 1) True inside each sequence, or None when all are full length."""
+    if lengths is None:
+        return None
+    return (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1).to(device)
