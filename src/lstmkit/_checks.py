@@ -46,9 +46,10 @@ def finite_float(name: str, value) -> float:
     return float(value)
 
 
-def sequence_input(x, *, input_size: int, weight: torch.Tensor, packed_ok: bool = True) -> None:
-    """The checks every sequence input passes: a float tensor (or PackedSequence) of rank 2 or 3 whose last
-    dimension is `input_size`, on the parameters' device and (outside autocast) of their dtype."""
+def sequence_input(x, *, input_size: int, weight: torch.Tensor, cell: bool = False) -> None:
+    """The checks every input passes: a float tensor (or PackedSequence) whose last dimension is `input_size`, on
+    the parameters' device and (outside autocast) of their dtype; of rank 2 or 3 (a cell's: 1 or 2)."""
+    packed_ok = not cell
     if isinstance(x, PackedSequence) and packed_ok:
         data = x.data
         if data.dim() != 2:
@@ -56,9 +57,10 @@ def sequence_input(x, *, input_size: int, weight: torch.Tensor, packed_ok: bool 
                              f"got shape {tuple(data.shape)}")
     elif isinstance(x, torch.Tensor):
         data = x
-        if data.dim() not in (2, 3):
-            raise InputError(f"`input` must be 3-D (batched) or 2-D (unbatched), got {data.dim()}-D with "
-                             f"shape {tuple(data.shape)}")
+        ranks = (2, 1) if cell else (3, 2)
+        if data.dim() not in ranks:
+            raise InputError(f"`input` must be {ranks[0]}-D (batched) or {ranks[1]}-D (unbatched), got "
+                             f"{data.dim()}-D with shape {tuple(data.shape)}")
     else:
         expected = "a Tensor or PackedSequence" if packed_ok else "a Tensor"
         raise InputTypeError(f"`input` must be {expected}, got {type(x).__name__}")

@@ -59,10 +59,7 @@ class RecurrentCell(nn.Module):
             self.cell.reset_extra_(name, getattr(self, name), stdv)
 
     def forward(self, input: Tensor, hx=None):
-        _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, packed_ok=False)
-        if input.dim() not in (1, 2):
-            raise InputError(f"`input` of a cell must be 2-D (batch, input_size) or 1-D (input_size,), got "
-                             f"{input.dim()}-D with shape {tuple(input.shape)}")
+        _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input                          # (B, I)
         state = self._states(hx, x, unbatched)
