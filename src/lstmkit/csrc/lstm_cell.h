@@ -1,0 +1,311 @@
+// The LSTM cell, one batch row at a time: the pointwise half of a step (forward) and of its BPTT (backward).
+//
+// The GEMMs (a_x = x W_ih^T for all steps, a_h = h_in W_hh^T per step, the projection) run outside in
+// lstm_layer.cpp; these functions do everything between them for one row b of step t, reading and writing the
+// buffers named in `Layer`. Rows are independent, so a step's rows run in parallel with no shared writes:
+// results do not depend on the thread count or scheduling.
+//
+// Shapes: T steps, B batch, H hidden, R = P (projection) or H, G = 4H. Gate order i, f, g, o (torch's).
+// scalar_t is the storage type of everything that feeds a GEMM (x, h_in, y, dA); acc_t (float for bfloat16)
+// is the type of the cell state, the saved gates and all pointwise math.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace lstmkit {
+
+// exp for float that the compiler vectorises (std::exp does not without -ffast-math/libmvec): Cephes' expf,
+// exp(x) = 2^n * exp(r), |r| <= ln2/2, max error ~2 ulp. Double uses std::exp (fp64 is for gradcheck, not speed).
+inline float fast_exp(float x) {
+  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a rounding instruction
+  float n = (x * 1.44269504088896341f + magic) - magic;
+  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
+// tanh(x) = 1 - 2 / (exp(2x) + 1): saturates correctly at both ends; absolute error ~1e-7 near 0 in float.
+template <typename T> inline T tanh_(T x) { return T(1) - T(2) / (fast_exp(T(2) * x) + T(1)); }
+
+template <typename scalar_t, typename acc_t>
+struct Layer {
+  int64_t T, B, H, R;
+  bool coupled, proj, ln;
+  // Parameters, acc_t, contiguous. Absent bias/peephole point at zeros so the inner loops have no branches.
+  const acc_t* bias;                                    // (G) b_ih + b_hh
+  const acc_t* peep;                                    // (3, H) p_i, p_f, p_o
+  const acc_t *gamma_ih, *gamma_hh, *gamma_c, *beta_c;  // (G), (G), (H), (H); ln only
+  const acc_t* mask;                                    // (B, R) recurrent dropout mask or null
+  const acc_t *zc, *zh;                                 // (T, B, H), (T, B, R) zoneout keep-masks or null
+  acc_t zp;                                             // eval zoneout probability (0 = none)
+  const int64_t* lengths;                               // (B) or null
+  acc_t eps;
+  // Forward buffers.
+  const scalar_t* ax;        // (T, B, G) x W_ih^T
+  scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t
+  scalar_t* y;               // (T, B, R)
+  scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only
+  acc_t* h;                  // (B, R) state h
+  acc_t* c;                  // (B, H) state c
+  const acc_t* c0;           // (B, H)
+  acc_t* gates;              // (T, B, G) activated i, f, g, o
+  acc_t* cseq;               // (T, B, H) state c after each step
+  acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null
+  acc_t* tanhm;              // (T, B, H) tanh(m)
+  acc_t *xhat_ih, *xhat_hh;  // (T, B, G) normalised a_x, a_h; ln only
+  acc_t* chat;               // (T, B, H) normalised c'; ln only
+  acc_t* rstd;               // (T, B, 3) 1/sqrt(var + eps) of a_x, a_h, c'; ln only
+  // Backward buffers.
+  const scalar_t* dy;        // (T, B, R) or null
+  acc_t* dh_keep;            // (B, R) grad of state h that does not pass through W_hh (zoneout, padding)
+  acc_t* dc;                 // (B, H) grad of state c
+  scalar_t* dhnew;           // (T, B, P) grad of the projection's output; proj only
+  scalar_t *dA, *dax, *dah;  // (T, B, G) grad of a, of a_x and of a_h (all three the same buffer without ln)
+  acc_t* dm;                 // (T, B, H) grad of m; ln only
+
+  bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
+  int64_t row(int64_t t, int64_t b) const { return t * B + b; }
+  acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return zc ? zc[row(t, b) * H + j] : zp; }
+  acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
+};
+
+// xhat = (v - mean(v)) / sqrt(var(v) + eps) over n features (biased var); returns 1/sqrt(var + eps).
+template <typename in_t, typename acc_t>
+inline acc_t normalise(const in_t* v, acc_t* xhat, int64_t n, acc_t eps) {
+  acc_t mean = 0;
+  for (int64_t j = 0; j < n; ++j) mean += acc_t(v[j]);
+  mean /= acc_t(n);
+  acc_t var = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    xhat[j] = acc_t(v[j]) - mean;
+    var += xhat[j] * xhat[j];
+  }
+  acc_t rstd = acc_t(1) / std::sqrt(var / acc_t(n) + eps);
+  for (int64_t j = 0; j < n; ++j) xhat[j] *= rstd;
+  return rstd;
+}
+
+// Given dL/dy for y = gamma * xhat (+ beta), writes dL/dv for v the un-normalised input.
+template <typename acc_t, typename out_t>
+inline void normalise_backward(const acc_t* dy, const acc_t* gamma, const acc_t* xhat, acc_t rstd, int64_t n,
+                               out_t* dv) {
+  acc_t s1 = 0, s2 = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    acc_t d = dy[j] * gamma[j];
+    s1 += d;
+    s2 += d * xhat[j];
+  }
+  s1 /= acc_t(n);
+  s2 /= acc_t(n);
+  for (int64_t j = 0; j < n; ++j) dv[j] = out_t(rstd * (dy[j] * gamma[j] - s1 - xhat[j] * s2));
+}
+
+// State h after step t for row b, given the cell's new h (h_new, R values; ignored past the row's length):
+// zoneout mix, y_t, and the next step's recurrent GEMM input h * mask.
+template <typename scalar_t, typename acc_t, typename in_t>
+inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const in_t* __restrict h_new) {
+  const int64_t R = L.R;
+  acc_t* __restrict hs = L.h + b * R;
+  scalar_t* __restrict y = L.y + L.row(t, b) * R;
+  if (L.valid(t, b)) {
+    for (int64_t k = 0; k < R; ++k) {
+      acc_t z = L.zoneout_h(t, b, k);
+      hs[k] = z * hs[k] + (acc_t(1) - z) * acc_t(h_new[k]);
+      y[k] = scalar_t(hs[k]);
+    }
+  } else {
+    for (int64_t k = 0; k < R; ++k) y[k] = scalar_t(0);
+  }
+  if (t + 1 < L.T) {
+    scalar_t* __restrict hin = L.hin + L.row(t + 1, b) * R;
+    if (L.mask) {
+      for (int64_t k = 0; k < R; ++k) hin[k] = scalar_t(hs[k] * L.mask[b * R + k]);
+    } else {
+      for (int64_t k = 0; k < R; ++k) hin[k] = scalar_t(hs[k]);
+    }
+  }
+}
+
+// Forward pointwise pass of step t, row b. ah: (G) row of h_in W_hh^T. scratch: H values.
+template <typename scalar_t, typename acc_t>
+inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
+                        acc_t* __restrict scratch) {
+  const int64_t H = L.H, G = 4 * H, r = L.row(t, b);
+  acc_t* __restrict gt = L.gates + r * G;
+  acc_t* cs = L.cseq + r * H;
+  acc_t* __restrict tm = L.tanhm + r * H;
+  if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0
+    std::fill(gt, gt + G, acc_t(0));
+    std::fill(cs, cs + H, acc_t(0));
+    std::fill(tm, tm + H, acc_t(0));
+    if (L.cnew) std::fill(L.cnew + r * H, L.cnew + (r + 1) * H, acc_t(0));
+    if (L.ln) {
+      std::fill(L.xhat_ih + r * G, L.xhat_ih + (r + 1) * G, acc_t(0));
+      std::fill(L.xhat_hh + r * G, L.xhat_hh + (r + 1) * G, acc_t(0));
+      std::fill(L.chat + r * H, L.chat + (r + 1) * H, acc_t(0));
+      std::fill(L.rstd + r * 3, L.rstd + (r + 1) * 3, acc_t(0));
+    }
+    if (L.proj) {
+      std::fill(L.hraw + r * H, L.hraw + (r + 1) * H, scalar_t(0));
+    } else {
+      finish_h(L, t, b, scratch);
+    }
+    return;
+  }
+  // a = a_x + a_h + b, or LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b
+  const scalar_t* __restrict ax = L.ax + r * G;
+  if (L.ln) {
+    acc_t* xi = L.xhat_ih + r * G;
+    acc_t* xh = L.xhat_hh + r * G;
+    L.rstd[r * 3 + 0] = normalise(ax, xi, G, L.eps);
+    L.rstd[r * 3 + 1] = normalise(ah, xh, G, L.eps);
+    for (int64_t j = 0; j < G; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
+  } else {
+    for (int64_t j = 0; j < G; ++j) gt[j] = acc_t(ax[j]) + acc_t(ah[j]) + L.bias[j];
+  }
+  const acc_t* c = L.c + b * H;  // state c_{t-1}; overwritten below, so not __restrict
+  const acc_t* __restrict p_i = L.peep;
+  const acc_t* __restrict p_f = L.peep + H;
+  const acc_t* __restrict p_o = L.peep + 2 * H;
+  acc_t* cn = L.cnew ? L.cnew + r * H : cs;  // c' before zoneout
+  const bool coupled = L.coupled;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    acc_t i = sigmoid(gt[j] + p_i[j] * c[j]);
+    acc_t f = coupled ? acc_t(1) - i : sigmoid(gt[H + j] + p_f[j] * c[j]);
+    acc_t g = tanh_(gt[2 * H + j]);
+    acc_t c_new = f * c[j] + i * g;
+    acc_t o = sigmoid(gt[3 * H + j] + p_o[j] * c_new);
+    gt[j] = i;
+    gt[H + j] = f;
+    gt[2 * H + j] = g;
+    gt[3 * H + j] = o;
+    cn[j] = c_new;
+  }
+  // m = LN(c'; gamma_c, beta_c) or c';  h = o * tanh(m)
+  const acc_t* __restrict o = gt + 3 * H;
+  if (L.ln) {
+    acc_t* __restrict ch = L.chat + r * H;
+    L.rstd[r * 3 + 2] = normalise(cn, ch, H, L.eps);
+    for (int64_t j = 0; j < H; ++j) tm[j] = tanh_(L.gamma_c[j] * ch[j] + L.beta_c[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < H; ++j) tm[j] = tanh_(cn[j]);
+  }
+  // zoneout on c, then the new state
+  acc_t* c_state = L.c + b * H;
+  if (L.cnew) {
+    for (int64_t j = 0; j < H; ++j) {
+      acc_t z = L.zoneout_c(t, b, j);
+      cs[j] = z * c_state[j] + (acc_t(1) - z) * cn[j];
+    }
+  }
+  std::memcpy(c_state, cs, H * sizeof(acc_t));
+  if (L.proj) {
+    scalar_t* __restrict hr = L.hraw + r * H;
+    for (int64_t j = 0; j < H; ++j) hr[j] = scalar_t(o[j] * tm[j]);
+  } else {
+    for (int64_t j = 0; j < H; ++j) scratch[j] = o[j] * tm[j];
+    finish_h(L, t, b, scratch);
+  }
+}
+
+// Backward, first half, step t row b: the grad of state h_t (dh_keep + mask * dh_gemm, dh_gemm = (R) row of
+// dA_h(t+1) W_hh or null at the last step) plus dy_t, split by zoneout into the part reaching the cell's new h
+// (written to dh_new, R values) and the part kept for h_{t-1} (left in dh_keep).
+template <typename scalar_t, typename acc_t, typename out_t>
+inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b,
+                           const scalar_t* __restrict dh_gemm, out_t* __restrict dh_new) {
+  const int64_t R = L.R;
+  acc_t* __restrict keep = L.dh_keep + b * R;
+  if (dh_gemm) {
+    for (int64_t k = 0; k < R; ++k) keep[k] += (L.mask ? L.mask[b * R + k] : acc_t(1)) * acc_t(dh_gemm[k]);
+  }
+  if (!L.valid(t, b)) {
+    for (int64_t k = 0; k < R; ++k) dh_new[k] = out_t(0);
+    return;
+  }
+  const scalar_t* dy = L.dy ? L.dy + L.row(t, b) * R : nullptr;
+  for (int64_t k = 0; k < R; ++k) {
+    acc_t d = keep[k] + (dy ? acc_t(dy[k]) : acc_t(0));
+    acc_t z = L.zoneout_h(t, b, k);
+    dh_new[k] = out_t((acc_t(1) - z) * d);
+    keep[k] = z * d;
+  }
+}
+
+// Backward, second half, step t row b: from dr (H) = grad of o * tanh(m) to dA (G) and the grad of c_{t-1}.
+// scratch: 5H values.
+template <typename scalar_t, typename acc_t, typename in_t>
+inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const in_t* __restrict dr,
+                              acc_t* __restrict scratch) {
+  const int64_t H = L.H, G = 4 * H, r = L.row(t, b);
+  if (!L.valid(t, b)) {
+    std::fill(L.dA + r * G, L.dA + (r + 1) * G, scalar_t(0));
+    if (L.ln) {
+      std::fill(L.dax + r * G, L.dax + (r + 1) * G, scalar_t(0));
+      std::fill(L.dah + r * G, L.dah + (r + 1) * G, scalar_t(0));
+      std::fill(L.dm + r * H, L.dm + (r + 1) * H, acc_t(0));
+    }
+    return;
+  }
+  const acc_t* __restrict gt = L.gates + r * G;
+  const acc_t* __restrict tm = L.tanhm + r * H;
+  const acc_t* __restrict c_prev = t > 0 ? L.cseq + L.row(t - 1, b) * H : L.c0 + b * H;
+  const acc_t* __restrict p_i = L.peep;
+  const acc_t* __restrict p_f = L.peep + H;
+  const acc_t* __restrict p_o = L.peep + 2 * H;
+  acc_t* __restrict dc = L.dc + b * H;
+  acc_t* __restrict da = scratch;       // (G) grad of a, in acc_t
+  acc_t* __restrict dcn = scratch + G;  // (H) grad of c' through m
+  // through h = o * tanh(m): grad of m, then of c' via LN if any
+  if (L.ln) {
+    acc_t* __restrict dm = L.dm + r * H;
+    for (int64_t j = 0; j < H; ++j) dm[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
+    normalise_backward(dm, L.gamma_c, L.chat + r * H, L.rstd[r * 3 + 2], H, dcn);
+  } else {
+    for (int64_t j = 0; j < H; ++j) dcn[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
+  }
+  const bool coupled = L.coupled;
+  const bool zoneout = L.cnew != nullptr;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+    acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
+    acc_t z = zoneout ? L.zoneout_c(t, b, j) : acc_t(0);
+    acc_t d_new = dcn[j] + (acc_t(1) - z) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
+    acc_t d_prev = z * dc[j] + d_new * f;                            // grad of c_{t-1}
+    acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
+    if (coupled) di -= df;
+    acc_t da_i = di * i * (acc_t(1) - i);
+    acc_t da_f = coupled ? acc_t(0) : df * f * (acc_t(1) - f);
+    da[j] = da_i;
+    da[H + j] = da_f;
+    da[2 * H + j] = dg * (acc_t(1) - g * g);
+    da[3 * H + j] = da_o;
+    dc[j] = d_prev + p_i[j] * da_i + p_f[j] * da_f;
+  }
+  scalar_t* __restrict dA = L.dA + r * G;
+  for (int64_t j = 0; j < G; ++j) dA[j] = scalar_t(da[j]);
+  if (L.ln) {
+    normalise_backward(da, L.gamma_ih, L.xhat_ih + r * G, L.rstd[r * 3 + 0], G, L.dax + r * G);
+    normalise_backward(da, L.gamma_hh, L.xhat_hh + r * G, L.rstd[r * 3 + 1], G, L.dah + r * G);
+  }
+}
+
+}  // namespace lstmkit
