@@ -20,22 +20,33 @@ _TORCH_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torc
 
 class RecurrentCell(nn.Module):
     """One step of ``cell`` (a :class:`lstmkit.cells.Cell` class called as ``cell(hidden_size, 0)``).
-    ``backend``: ``"auto"`` (torch's fused cell kernel when it computes exactly this cell, else the reference),
-    ``"torch"`` or ``"reference"`` (the cell's equations)."""
+
+    - ``backend``: ``"auto"`` (torch's fused cell kernel when it computes exactly this cell, else the
+      reference), ``"torch"`` or ``"reference"`` (the cell's equations).
+    - ``recurrent_dropout``: variational dropout on the incoming ``h``. A cell sees one step, not a sequence, so
+      (as Keras does) the mask is drawn at the first training call and reused until :meth:`reset_dropout_mask`,
+      which a loop calls at the start of each sequence.
+    - ``zoneout``: each unit of each state keeps its incoming value with probability ``p`` (a fresh draw every
+      call) in training, and moves by the expectation ``p s + (1 - p) s̃`` in eval.
+    """
 
     def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, bias: bool = True,
-                 device=None, dtype=None, *, backend: str = "auto"):
+                 device=None, dtype=None, *, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0):
         super().__init__()
         self.input_size = _checks.positive_int("input_size", input_size)
         self.hidden_size = _checks.positive_int("hidden_size", hidden_size)
         self.bias = _checks.flag("bias", bias)
+        self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout, upper_inclusive=False)
+        self.zoneout = _checks.probability("zoneout", zoneout, upper_inclusive=False)
         if not isinstance(backend, str) or backend not in BACKENDS:
             raise InputError(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         self.cell = cell(self.hidden_size, 0)
-        if backend == "torch" and self.cell.torch_kernel is None:
-            raise InputError("backend='torch' cannot run this cell: torch has no fused kernel for "
-                             f"{type(self.cell).__name__} ({self.cell.describe()}); use 'auto' or 'reference'")
+        if backend == "torch" and self._why_not_torch():
+            raise InputError(f"backend='torch' cannot run this cell: {self._why_not_torch()}; use 'auto' or "
+                             "'reference'")
         self.backend = backend
+        self._recurrent_mask: Tensor | None = None
         kw = {"device": device, "dtype": dtype}
         G, H = self.cell.gates, self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G * H, self.input_size, **kw))
@@ -58,6 +69,17 @@ class RecurrentCell(nn.Module):
         for name in self.cell.extra_parameters():
             self.cell.reset_extra_(name, getattr(self, name), stdv)
 
+    def _why_not_torch(self) -> str | None:
+        if self.cell.torch_kernel is None:
+            return f"torch has no fused kernel for {type(self.cell).__name__} ({self.cell.describe()})"
+        if self.recurrent_dropout > 0 or self.zoneout > 0:
+            return "torch's fused cells have no recurrent dropout or zoneout"
+        return None
+
+    def reset_dropout_mask(self) -> None:
+        """Forget the recurrent dropout mask, so the next training call draws a new one (a new sequence)."""
+        self._recurrent_mask = None
+
     def forward(self, input: Tensor, hx=None):
         _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
         unbatched = input.dim() == 1
@@ -65,19 +87,37 @@ class RecurrentCell(nn.Module):
         state = self._states(hx, x, unbatched)
         if unbatched:
             state = tuple(s.unsqueeze(0) for s in state)
-        kernel = self.cell.torch_kernel if self.backend != "reference" else None
-        if kernel is not None:
-            out = _TORCH_CELLS[kernel](x, state if len(state) > 1 else state[0], self.weight_ih, self.weight_hh,
-                                       self.bias_ih, self.bias_hh)
+        if self.backend != "reference" and self._why_not_torch() is None:
+            kernel = _TORCH_CELLS[self.cell.torch_kernel]
+            out = kernel(x, state if len(state) > 1 else state[0], self.weight_ih, self.weight_hh, self.bias_ih,
+                         self.bias_hh)
             new = tuple(out) if isinstance(out, tuple | list) else (out,)
         else:
             w = Weights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
-                        {name: getattr(self, name) for name in self.cell.extra_parameters()})
+                        {name: getattr(self, name) for name in self.cell.extra_parameters()},
+                        self._mask_for(state[0]))
             xw = self.cell.project_input(x, w)                                  # (B, G*H)
             new, _ = self.cell.step(xw, state, w)
+            new = self._zoneout(new, state)
         if unbatched:
             new = tuple(s.squeeze(0) for s in new)
         return new if len(new) > 1 else new[0]
+
+    def _mask_for(self, h: Tensor) -> Tensor | None:
+        if not (self.training and self.recurrent_dropout > 0):
+            return None
+        if self._recurrent_mask is None or self._recurrent_mask.shape != h.shape:
+            keep = 1.0 - self.recurrent_dropout
+            self._recurrent_mask = torch.empty_like(h).bernoulli_(keep).div_(keep)
+        return self._recurrent_mask
+
+    def _zoneout(self, new: tuple[Tensor, ...], old: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        if self.zoneout == 0:
+            return new
+        if not self.training:
+            return tuple(torch.lerp(n, s, self.zoneout) for n, s in zip(new, old, strict=True))
+        return tuple(torch.lerp(n, s, torch.empty_like(s).bernoulli_(self.zoneout))
+                     for n, s in zip(new, old, strict=True))
 
     def _states(self, hx, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         names = self.cell.states
@@ -103,7 +143,8 @@ class RecurrentCell(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
             s += ", bias=False"
-        if self.backend != "auto":
-            s += f", backend={self.backend!r}"
+        for name, default in (("recurrent_dropout", 0.0), ("zoneout", 0.0), ("backend", "auto")):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
         cell = self.cell.describe()
         return s + (f", {cell}" if cell else "")

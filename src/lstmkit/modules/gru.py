@@ -26,5 +26,6 @@ class GRUCell(RecurrentCell):
     """A drop-in for ``torch.nn.GRUCell``: ``h = cell(x, h)``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
-                 backend: str = "auto"):
-        super().__init__(GRUCellMath, input_size, hidden_size, bias, device, dtype, backend=backend)
+                 backend: str = "auto", recurrent_dropout: float = 0.0, zoneout: float = 0.0):
+        super().__init__(GRUCellMath, input_size, hidden_size, bias, device, dtype, backend=backend,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)

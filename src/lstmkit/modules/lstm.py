@@ -79,14 +79,15 @@ class LSTM(Recurrent):
 
 class LSTMCell(RecurrentCell):
     """A drop-in for ``torch.nn.LSTMCell``: ``(h, c) = cell(x, (h, c))``, with the same variants as
-    :class:`LSTM` (``peephole``, ``layer_norm``, ``coupled``, ``forget_bias``)."""
+    :class:`LSTM` (``peephole``, ``layer_norm``, ``coupled``, ``forget_bias``, ``recurrent_dropout``,
+    ``zoneout``; see :class:`lstmkit.RecurrentCell` for how a single step handles the last two)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  backend: str = "auto", peephole: bool = False, layer_norm: bool = False, coupled: bool = False,
-                 forget_bias: float | None = None):
+                 forget_bias: float | None = None, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
         self.forget_bias = _forget_bias(forget_bias, bias)
         super().__init__(_lstm_math(peephole, layer_norm, coupled), input_size, hidden_size, bias, device, dtype,
-                         backend=backend)
+                         backend=backend, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()

@@ -43,6 +43,8 @@ class RNNCell(RecurrentCell):
     """A drop-in for ``torch.nn.RNNCell``: ``h = cell(x, h)``."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 device=None, dtype=None, *, backend: str = "auto"):
-        super().__init__(_rnn_math(nonlinearity), input_size, hidden_size, bias, device, dtype, backend=backend)
+                 device=None, dtype=None, *, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0):
+        super().__init__(_rnn_math(nonlinearity), input_size, hidden_size, bias, device, dtype, backend=backend,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         self.nonlinearity = nonlinearity
