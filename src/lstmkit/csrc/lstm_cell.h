@@ -20,7 +20,7 @@ namespace lstmkit {
 // exp for float that the compiler vectorises (std::exp does not without -ffast-math/libmvec): Cephes' expf,
 // exp(x) = 2^n * exp(r), |r| <= ln2/2, max error ~2 ulp. Double uses std::exp (fp64 is for gradcheck, not speed).
 inline float fast_exp(float x) {
-  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not std::fmin: they vectorise
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a rounding instruction
   float n = (x * 1.44269504088896341f + magic) - magic;
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -141,6 +141,57 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
   }
 }
 
+// Step t's gates from their pre-activations, in place in gt (G), and c' (H) from c = c_{t-1} (H).
+// kCoupled is a template argument, not a runtime bool: GCC will not vectorise a select on a loop-invariant flag.
+template <bool kCoupled, typename acc_t>
+inline void gates_forward(int64_t H, acc_t* __restrict gt, const acc_t* __restrict c, const acc_t* __restrict peep,
+                          acc_t* __restrict c_new) {
+  const acc_t* p_i = peep;
+  const acc_t* p_f = peep + H;
+  const acc_t* p_o = peep + 2 * H;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    acc_t i = sigmoid(gt[j] + p_i[j] * c[j]);
+    acc_t f = kCoupled ? acc_t(1) - i : sigmoid(gt[H + j] + p_f[j] * c[j]);
+    acc_t g = tanh_(gt[2 * H + j]);
+    acc_t cn = f * c[j] + i * g;
+    acc_t o = sigmoid(gt[3 * H + j] + p_o[j] * cn);
+    gt[j] = i;
+    gt[H + j] = f;
+    gt[2 * H + j] = g;
+    gt[3 * H + j] = o;
+    c_new[j] = cn;
+  }
+}
+
+// The same step backward: from dcn (H, grad of c' through m), dc (H, grad of the state c_t, replaced by that of
+// c_{t-1}), z (H, zoneout keep factor of c) and dr (H, grad of o * tanh(m)) to da (G, grad of the pre-activations).
+template <bool kCoupled, typename acc_t, typename in_t>
+inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* __restrict tm,
+                           const acc_t* __restrict c_prev, const acc_t* __restrict peep, const in_t* __restrict dr,
+                           const acc_t* __restrict dcn, const acc_t* __restrict z, acc_t* __restrict dc,
+                           acc_t* __restrict da) {
+  const acc_t* p_i = peep;
+  const acc_t* p_f = peep + H;
+  const acc_t* p_o = peep + 2 * H;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
+    acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
+    acc_t d_new = dcn[j] + (acc_t(1) - z[j]) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
+    acc_t d_prev = z[j] * dc[j] + d_new * f;                            // grad of c_{t-1}
+    acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
+    if (kCoupled) di -= df;
+    acc_t da_i = di * i * (acc_t(1) - i);
+    acc_t da_f = kCoupled ? acc_t(0) : df * f * (acc_t(1) - f);
+    da[j] = da_i;
+    da[H + j] = da_f;
+    da[2 * H + j] = dg * (acc_t(1) - g * g);
+    da[3 * H + j] = da_o;
+    dc[j] = d_prev + p_i[j] * da_i + p_f[j] * da_f;
+  }
+}
+
 // Forward pointwise pass of step t, row b. ah: (G) row of h_in W_hh^T. scratch: H values.
 template <typename scalar_t, typename acc_t>
 inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
@@ -178,24 +229,11 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
   } else {
     for (int64_t j = 0; j < G; ++j) gt[j] = acc_t(ax[j]) + acc_t(ah[j]) + L.bias[j];
   }
-  const acc_t* c = L.c + b * H;  // state c_{t-1}; overwritten below, so not __restrict
-  const acc_t* __restrict p_i = L.peep;
-  const acc_t* __restrict p_f = L.peep + H;
-  const acc_t* __restrict p_o = L.peep + 2 * H;
   acc_t* cn = L.cnew ? L.cnew + r * H : cs;  // c' before zoneout
-  const bool coupled = L.coupled;
-#pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    acc_t i = sigmoid(gt[j] + p_i[j] * c[j]);
-    acc_t f = coupled ? acc_t(1) - i : sigmoid(gt[H + j] + p_f[j] * c[j]);
-    acc_t g = tanh_(gt[2 * H + j]);
-    acc_t c_new = f * c[j] + i * g;
-    acc_t o = sigmoid(gt[3 * H + j] + p_o[j] * c_new);
-    gt[j] = i;
-    gt[H + j] = f;
-    gt[2 * H + j] = g;
-    gt[3 * H + j] = o;
-    cn[j] = c_new;
+  if (L.coupled) {
+    gates_forward<true>(H, gt, L.c + b * H, L.peep, cn);
+  } else {
+    gates_forward<false>(H, gt, L.c + b * H, L.peep, cn);
   }
   // m = LN(c'; gamma_c, beta_c) or c';  h = o * tanh(m)
   const acc_t* __restrict o = gt + 3 * H;
@@ -250,7 +288,7 @@ inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b
 }
 
 // Backward, second half, step t row b: from dr (H) = grad of o * tanh(m) to dA (G) and the grad of c_{t-1}.
-// scratch: 5H values.
+// scratch: 6H values.
 template <typename scalar_t, typename acc_t, typename in_t>
 inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const in_t* __restrict dr,
                               acc_t* __restrict scratch) {
@@ -267,10 +305,6 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   const acc_t* __restrict gt = L.gates + r * G;
   const acc_t* __restrict tm = L.tanhm + r * H;
   const acc_t* __restrict c_prev = t > 0 ? L.cseq + L.row(t - 1, b) * H : L.c0 + b * H;
-  const acc_t* __restrict p_i = L.peep;
-  const acc_t* __restrict p_f = L.peep + H;
-  const acc_t* __restrict p_o = L.peep + 2 * H;
-  acc_t* __restrict dc = L.dc + b * H;
   acc_t* __restrict da = scratch;       // (G) grad of a, in acc_t
   acc_t* __restrict dcn = scratch + G;  // (H) grad of c' through m
   // through h = o * tanh(m): grad of m, then of c' via LN if any
@@ -281,24 +315,12 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   } else {
     for (int64_t j = 0; j < H; ++j) dcn[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
   }
-  const bool coupled = L.coupled;
-  const bool zoneout = L.cnew != nullptr;
-#pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
-    acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
-    acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
-    acc_t z = zoneout ? L.zoneout_c(t, b, j) : acc_t(0);
-    acc_t d_new = dcn[j] + (acc_t(1) - z) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
-    acc_t d_prev = z * dc[j] + d_new * f;                            // grad of c_{t-1}
-    acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
-    if (coupled) di -= df;
-    acc_t da_i = di * i * (acc_t(1) - i);
-    acc_t da_f = coupled ? acc_t(0) : df * f * (acc_t(1) - f);
-    da[j] = da_i;
-    da[H + j] = da_f;
-    da[2 * H + j] = dg * (acc_t(1) - g * g);
-    da[3 * H + j] = da_o;
-    dc[j] = d_prev + p_i[j] * da_i + p_f[j] * da_f;
+  acc_t* __restrict z = scratch + G + H;  // (H) zoneout keep factor of c
+  for (int64_t j = 0; j < H; ++j) z[j] = L.cnew ? L.zoneout_c(t, b, j) : acc_t(0);
+  if (L.coupled) {
+    gates_backward<true>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
+  } else {
+    gates_backward<false>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
   }
   scalar_t* __restrict dA = L.dA + r * G;
   for (int64_t j = 0; j < G; ++j) dA[j] = scalar_t(da[j]);

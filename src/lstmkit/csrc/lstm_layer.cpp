@@ -182,13 +182,13 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
         Tensor dr = matmul_nt(gemm, dhnew.select(0, t), w_hr_t, dr_buf);  // (B, H)
         const scalar_t* dr_p = dr.data_ptr<scalar_t>();
         at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
-          std::vector<acc_t> scratch(5 * H);
+          std::vector<acc_t> scratch(6 * H);
           for (int64_t b = b0; b < b1; ++b) backward_cell_row(L, t, b, dr_p + b * H, scratch.data());
         });
       } else {
         at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
-          std::vector<acc_t> scratch(6 * H);  // 5H for the cell, then H for dr
-          acc_t* dr = scratch.data() + 5 * H;
+          std::vector<acc_t> scratch(7 * H);  // 6H for the cell, then H for dr
+          acc_t* dr = scratch.data() + 6 * H;
           for (int64_t b = b0; b < b1; ++b) {
             backward_h_row(L, t, b, dhg_p ? dhg_p + b * R : nullptr, dr);
             backward_cell_row(L, t, b, dr, scratch.data());
