@@ -289,7 +289,9 @@ def test_bad_variant_values_are_named(kwargs, error, match):
 
 
 def test_auto_runs_variants_on_an_engine_that_can():
-    lstm = lstmkit.LSTM(3, 4, layer_norm=True)
-    assert lstm._engine(trace=False).__name__ != "lstmkit.engines.torch_kernel"
-    plain = lstmkit.LSTM(3, 4)
-    assert plain._engine(trace=False).__name__ == "lstmkit.engines.torch_kernel"
+    x = torch.randn(5, 2, 3)
+    assert lstmkit.LSTM(3, 4, layer_norm=True).engine_for(x) in ("fused", "reference")
+    assert lstmkit.LSTM(3, 4).engine_for(x) == "torch"
+    assert lstmkit.GRU(3, 4, zoneout=0.1).engine_for(x) == "reference"
+    with torch.enable_grad():     # differentiable records: the fused engine keeps none
+        assert lstmkit.LSTM(3, 4, peephole=True).engine_for(x, trace=True) == "reference"

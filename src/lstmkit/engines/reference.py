@@ -8,42 +8,17 @@ Autograd differentiates it; nothing is hand-written, which is why it is slow (on
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..cells import Cell, Weights
-from ..sequences import Sequences, reverse_within, step_mask
-from .config import Masks, RunConfig, draw_masks
+from ..sequences import Sequences, step_mask
+from .config import Masks, RunConfig
+from .layers import run_layers
 
 
 def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
         *, trace: bool):
-    x = seq.time_major()                                                        # (T, B, I)
-    lengths = seq.lengths()                                                     # (B,) or None
-    D = config.directions
-    final = [[None] * (config.num_layers * D) for _ in cell.states]
-    records = []
-    for layer in range(config.num_layers):
-        outputs, layer_records = [], []
-        for d in range(D):
-            index = layer * D + d
-            s0 = tuple(s[index] for s in hx)                                    # (B, S) each
-            masks = draw_masks(cell, config, x.shape[0], x.shape[1], x)
-            xd = x if d == 0 else reverse_within(x, lengths)
-            y, sn, rec = run_direction(cell, xd, lengths, s0, weights[layer][d], masks, config, trace)
-            if d == 1:
-                y = reverse_within(y, lengths)
-                rec = rec and tuple(reverse_within(r, lengths) for r in rec)
-            outputs.append(y)
-            layer_records.append(rec)
-            for k, s in enumerate(sn):
-                final[k][index] = s
-        x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)               # (T, B, D*R)
-        if config.dropout > 0 and config.training and layer < config.num_layers - 1:
-            x = F.dropout(x, config.dropout, training=True)
-        records.append(layer_records)
-    state = tuple(torch.stack(s) for s in final)                                # (L*D, B, S) each
-    return seq.like(x), state, records if trace else None
+    return run_layers(run_direction, cell, seq, hx, weights, config, trace)
 
 
 def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,

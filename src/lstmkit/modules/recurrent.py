@@ -17,13 +17,21 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import _checks
-from ..cells import Cell, Weights
-from ..engines import RunConfig, reference, torch_kernel
+from ..cells import Cell, LSTMCellMath, Weights
+from ..engines import RunConfig, compiled, fused, reference, torch_kernel
 from ..errors import InputError, InputTypeError
 from ..sequences import Sequences
 from ..trace import Trace, record_type
 
-BACKENDS = ("auto", "torch", "reference")
+BACKENDS = ("auto", "torch", "fused", "reference")
+_ENGINE_NAMES = {torch_kernel: "torch", compiled: "fused", reference: "reference"}
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 class Recurrent(nn.Module):
@@ -31,8 +39,9 @@ class Recurrent(nn.Module):
     sequences, with torch.nn.RNNBase's constructor arguments plus:
 
     - ``backend``: ``"auto"`` (the fastest engine that computes exactly this configuration), ``"torch"``
-      (torch's fused kernel; only for the cells torch has), or ``"reference"`` (the per-step loop of the
-      cell's equations, which every engine is tested against).
+      (torch's fused kernel; only for the cells torch has), ``"fused"`` (lstmkit's compiled CPU engine; LSTM
+      cells, every variant) or ``"reference"`` (the per-step loop of the cell's equations, which every engine
+      is tested against).
     - ``recurrent_dropout``: variational dropout on ``h_{t-1}`` inside the recurrence, one mask per sequence,
       layer and direction (Gal & Ghahramani 2016); training mode only.
     - ``zoneout``: each unit of each state keeps its previous value with this probability (Krueger et al.
@@ -72,10 +81,11 @@ class Recurrent(nn.Module):
             raise InputError(f"`proj_size` is only supported by LSTM cells, got proj_size={proj_size} for "
                              f"{type(self.cell).__name__}")
         self.backend = backend
-        if backend == "torch":
-            reason = torch_kernel.why_not(self.cell, self._config())
+        if backend in ("torch", "fused"):
+            reason = (torch_kernel.why_not(self.cell, self._config()) if backend == "torch"
+                      else compiled.why_not(self.cell))
             if reason:
-                raise InputError(f"backend='torch' cannot run this module: {reason}; use backend='auto' or "
+                raise InputError(f"backend={backend!r} cannot run this module: {reason}; use backend='auto' or "
                                  "'reference'")
         self._make_parameters(device, dtype)
         self.reset_parameters()
@@ -154,7 +164,7 @@ class Recurrent(nn.Module):
 
     def forward(self, input, hx=None):
         seq, hx, finish = self._prepare(input, hx)
-        engine = self._engine(trace=False)
+        engine = self._engine(False, seq)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
         return finish(out, state)
 
@@ -163,7 +173,7 @@ class Recurrent(nn.Module):
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
         seq, hx, finish = self._prepare(input, hx)
-        engine = self._engine(trace=True)
+        engine = self._engine(True, seq)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
         output, state = finish(out, state)
         make = record_type(self.cell.records)
@@ -173,14 +183,36 @@ class Recurrent(nn.Module):
             lengths = lengths[input.unsorted_indices] if input.unsorted_indices is not None else lengths
         return Trace(output, state, shaped, lengths)
 
-    def _engine(self, trace: bool):
+    def engine_for(self, input, hx=None, *, trace: bool = False) -> str:
+        """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
+        would run for this input; checks the call like they do."""
+        seq, _, _ = self._prepare(input, hx)
+        return _ENGINE_NAMES[self._engine(trace, seq)]
+
+    def _engine(self, trace: bool, seq: Sequences):
+        """The engine for this call. An explicit backend that cannot serve it raises; ``auto`` takes torch's
+        kernel where it computes exactly this call, else the fused engine, else the reference loop. Traces with
+        gradients enabled need differentiable records, which the fused engine does not keep."""
+        x = seq.padded if seq.padded is not None else seq.data
+        config = self._config()
         if self.backend == "reference":
             return reference
-        reason = torch_kernel.why_not(self.cell, self._config())
-        if reason is None:
+        if self.backend in ("torch", "fused"):
+            reason = torch_kernel.why_not(self.cell, config) if self.backend == "torch" else \
+                compiled.why_not(self.cell, x)
+            if reason is None and self.backend == "fused" and trace and torch.is_grad_enabled():
+                reason = "its trace records carry no gradient; trace under torch.no_grad() or use 'reference'"
+            if reason:
+                raise InputError(f"backend={self.backend!r} cannot run this call: {reason}")
+            return torch_kernel if self.backend == "torch" else compiled
+        if torch_kernel.why_not(self.cell, config) is None:
             return torch_kernel
-        if self.backend == "torch":                   # settings changed since construction
-            raise InputError(f"backend='torch' cannot run this call: {reason}")
+        if isinstance(self.cell, LSTMCellMath) and not (trace and torch.is_grad_enabled()):
+            reason = compiled.why_not(self.cell, x)
+            if reason is None:
+                return compiled
+            if x.device.type == "cpu" and not fused.is_available():
+                _warn_once(f"lstmkit: {reason}; LSTM variants run on the (slower) reference engine")
         return reference
 
     def _user_layout(self, r: Tensor, input) -> Tensor:
