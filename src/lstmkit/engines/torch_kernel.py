@@ -23,7 +23,7 @@ def why_not(cell: Cell, config: RunConfig) -> str | None:
     """None when torch's kernel computes exactly this cell and configuration, else the reason it cannot."""
     if cell.torch_kernel is None:
         return f"torch has no fused kernel for this cell ({type(cell).__name__}: {cell.describe() or 'custom'})"
-    if config.recurrent_dropout > 0 or config.zoneout > 0:
+    if config.zoneout > 0 or (config.recurrent_dropout > 0 and config.training):
         return "torch's fused kernels have no recurrent dropout or zoneout"
     return None
 

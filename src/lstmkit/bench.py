@@ -1,0 +1,248 @@
+"""``lstmkit bench``: lstmkit against torch.nn.LSTM and a naive per-step Python cell, on recognised shapes.
+
+    python -m lstmkit.bench [--quick] [--repeats N] [--json PATH]
+
+Every row of one shape runs in this one process, interleaved (one timing of each row per round, rounds
+repeated), and the median is reported; ratios are to ``torch.nn.LSTM`` at the same shape, mode and dtype in the
+same run (``proj`` rows to torch.nn with the same ``proj_size``). The fp32 GEMM rate is measured in the same run,
+so each row also shows its GFLOP/s as a fraction of it. "infer" is a forward under ``torch.no_grad()`` in eval
+mode; "train" is forward + backward of ``output.sum()`` in training mode. bf16 rows run under
+``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+import lstmkit
+
+# name: (T, B, I, H)
+SHAPES = {
+    "fastrnns": (100, 64, 512, 512),
+    "deepbench-h256-b16": (150, 16, 256, 256),
+    "deepbench-h256-b64": (150, 64, 256, 256),
+    "deepbench-h1024-b16": (25, 16, 1024, 1024),
+    "deepbench-h1024-b64": (25, 64, 1024, 1024),
+    "device-inference": (150, 1, 256, 256),
+    "long": (1000, 32, 128, 128),
+}
+QUICK_SHAPES = ("fastrnns", "long")
+INFERENCE_ONLY = ("device-inference",)
+
+# name: lstmkit.LSTM keyword arguments ("trace" runs lstm.trace, "naive" the Python cell, "torch.nn" the baseline)
+ROWS = {
+    "torch.nn": None,
+    "naive": None,
+    "lstmkit": {},
+    "trace": {},
+    "peephole": {"peephole": True},
+    "coupled": {"coupled": True},
+    "layer_norm": {"layer_norm": True},
+    "recurrent_dropout": {"recurrent_dropout": 0.25},
+    "zoneout": {"zoneout": 0.1},
+    "torch.nn proj": None,
+    "proj": {"proj_size": -1},          # -1: H/2
+}
+QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj")
+
+
+class NaiveLSTM(torch.nn.Module):
+    """What users write today for a custom cell: a Python loop over steps, autograd for the backward."""
+
+    def __init__(self, I: int, H: int):
+        super().__init__()
+        self.cell = torch.nn.LSTMCell(I, H)
+
+    def forward(self, x):                                           # x (T, B, I)
+        h = x.new_zeros(x.shape[1], self.cell.hidden_size)
+        c = torch.zeros_like(h)
+        w_ih, w_hh, b = self.cell.weight_ih, self.cell.weight_hh, self.cell.bias_ih + self.cell.bias_hh
+        ys = []
+        for x_t in x:
+            a = F.linear(x_t, w_ih, b) + F.linear(h, w_hh)          # (B, 4H)
+            i, f, g, o = a.chunk(4, dim=-1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            ys.append(h)
+        return torch.stack(ys), (h, c)
+
+
+@dataclass
+class Row:
+    shape: str
+    T: int
+    B: int
+    I: int
+    H: int
+    dtype: str
+    mode: str
+    row: str
+    engine: str
+    ms: float
+    ratio: float | None = None
+    gflops: float | None = None
+    of_peak: float | None = None
+
+
+def lstm_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False) -> float:
+    """GEMM flops of one LSTM layer: the input and recurrent products (and projection); backward is ~2x forward."""
+    R = P or H
+    fwd = 2 * T * B * 4 * H * (I + R) + (2 * T * B * H * P if P else 0)
+    return fwd * (3 if train else 1)
+
+
+def gemm_rate(repeats: int = 5) -> float:
+    """fp32 GFLOP/s of the fastest GEMM torch offers here, measured on (6400 x 512) x (512 x 2048)."""
+    x, w = torch.randn(6400, 512), torch.randn(2048, 512)
+    candidates = {"torch.mm": lambda: torch.mm(x, w.t())}
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        candidates["onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+    best = 0.0
+    for fn in candidates.values():
+        with contextlib.suppress(RuntimeError):
+            fn()
+            best = max(best, 2 * 6400 * 512 * 2048 / median_time(fn, repeats) / 1e9)
+    return best
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _make(row: str, I: int, H: int, train: bool):
+    if row == "torch.nn":
+        return torch.nn.LSTM(I, H)
+    if row == "torch.nn proj":
+        return torch.nn.LSTM(I, H, proj_size=H // 2)
+    if row == "naive":
+        return NaiveLSTM(I, H)
+    kw = dict(ROWS[row])
+    if kw.get("proj_size") == -1:
+        kw["proj_size"] = H // 2
+    return lstmkit.LSTM(I, H, **kw)
+
+
+def _call(row: str, module, x, train: bool):
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if x.dtype == torch.bfloat16 else \
+        contextlib.nullcontext()
+    inp = x.float() if x.dtype == torch.bfloat16 else x
+    if train:
+        def run():
+            with autocast:
+                out = module(inp)[0]
+            out.float().sum().backward()
+    else:
+        def run():
+            with torch.no_grad(), autocast:
+                return module.trace(inp) if row == "trace" else module(inp)
+    return run
+
+
+def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: int, peak: float,
+                modes: list[str]) -> list[Row]:
+    T, B, I, H = SHAPES[name]
+    out = []
+    for dtype in dtypes:
+        for mode in modes:
+            if mode == "train" and name in INFERENCE_ONLY:
+                continue
+            train = mode == "train"
+            active = [r for r in rows if not (train and r == "trace")]
+            torch.manual_seed(0)
+            x = torch.randn(T, B, I).to(dtype)
+            modules = {r: _make(r, I, H, train).train(train) for r in active}
+            runs = {r: _call(r, modules[r], x, train) for r in active}
+            for fn in runs.values():                     # warm up (and build the fused engine once)
+                fn()
+            times = {r: [] for r in active}
+            for _ in range(repeats):
+                for r in active:
+                    start = time.perf_counter()
+                    runs[r]()
+                    times[r].append(time.perf_counter() - start)
+            med = {r: statistics.median(t) * 1e3 for r, t in times.items()}
+            for r in active:
+                base = "torch.nn proj" if r == "proj" else "torch.nn"
+                P = H // 2 if "proj" in r else 0
+                flops = lstm_flops(T, B, I, H, P, train)
+                gflops = flops / (med[r] / 1e3) / 1e9
+                m = modules[r]
+                engine = m.engine_for(x[:1].float(), trace=r == "trace") if isinstance(m, lstmkit.LSTM) else "-"
+                out.append(Row(name, T, B, I, H, str(dtype).replace("torch.", ""), mode, r, engine, med[r],
+                               med[r] / med[base] if base in med else None, gflops,
+                               gflops / peak if (peak and dtype == torch.float32) else None))
+    return out
+
+
+def format_table(rows: list[Row]) -> str:
+    head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':18} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
+            f"{'%peak':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ratio = f"{r.ratio:7.2f}" if r.ratio is not None else "      -"
+        peak = f"{100 * r.of_peak:5.0f}%" if r.of_peak is not None else "     -"
+        lines.append(f"{r.shape:22} {r.dtype:8} {r.mode:5} {r.row:18} {r.engine:9} {r.ms:9.2f} {ratio} "
+                     f"{r.gflops:7.1f} {peak}")
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "lstmkit": lstmkit.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lstmkit bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds per row (default 5, quick 3)")
+    p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
+    p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error(f"--repeats must be at least 1, got {args.repeats}")
+    repeats = args.repeats or (3 if args.quick else 5)
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else tuple(SHAPES))
+    rows = list(QUICK_ROWS if args.quick else ROWS)
+    dtypes = [torch.float32] if args.quick else [torch.float32, torch.bfloat16]
+    modes = ["infer", "train"]
+    warnings.filterwarnings("ignore", message=".*projections is not supported with oneDNN.*")
+    info = machine()
+    peak = gemm_rate()
+    print(f"# {info['cpu']}, {info['threads']} threads, torch {info['torch']}; fp32 GEMM peak {peak:.0f} GFLOP/s",
+          flush=True)
+    results = []
+    for name in shapes:
+        shape_rows = bench_shape(name, rows, dtypes, repeats, peak, modes)
+        print(format_table(shape_rows) + "\n", flush=True)
+        results.extend(shape_rows)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": info, "gemm_gflops": peak, "repeats": repeats,
+                       "rows": [asdict(r) for r in results]}, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
