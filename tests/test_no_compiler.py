@@ -1,0 +1,40 @@
+"""Without a compiler: auto falls back to the reference engine with one warning; fused raises and says why."""
+
+import warnings
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.engines import fused
+from lstmkit.modules import recurrent
+
+
+@pytest.fixture
+def no_compiler(monkeypatch):
+    monkeypatch.setattr(fused, "is_available", lambda: False)
+    monkeypatch.setattr(fused, "unavailable_reason", lambda: "no C++ compiler found (g++)")
+    monkeypatch.setattr(recurrent, "_warned", set())
+
+
+def test_auto_falls_back_to_reference_with_one_warning(no_compiler):
+    lstm = lstmkit.LSTM(3, 4, peephole=True)
+    x = torch.randn(5, 2, 3)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found"):
+        out = lstm(x)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = lstm(x)[0]
+    torch.testing.assert_close(out, again)
+    assert lstm.engine_for(x) == "reference"
+
+
+def test_fused_backend_raises_without_a_compiler(no_compiler):
+    with pytest.raises(lstmkit.InputError, match="backend='fused' cannot run this module: .*no C\\+\\+ compiler"):
+        lstmkit.LSTM(3, 4, backend="fused")
+
+
+def test_plain_lstm_needs_no_compiler(no_compiler):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lstmkit.LSTM(3, 4).engine_for(torch.randn(5, 2, 3)) == "torch"
