@@ -260,7 +260,7 @@ def _demo_parser(sub) -> Callable:
     p.add_argument("--seq-len", type=_positive_int, default=100, help="temporal-order length (default 100)")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per model (default 3)")
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help="steps budget per run (default: 3000 for the RNN and GRU, 3000 for the LSTMs)")
+                   help="steps budget per run, the same for every model (default 2000)")
     p.add_argument("--workers", type=_positive_int, default=2, help="runs trained at once (default 2)")
     return _run_demo
 

@@ -19,6 +19,12 @@ def _plt():
     return plt
 
 
+def _positive(values) -> np.ndarray:
+    """Zeros (no path to the loss, e.g. c_T when only h_T is read out) cannot sit on a log axis: left out."""
+    v = np.asarray(values, dtype=float)
+    return np.where(v > 0, v, np.nan)
+
+
 def _half_life(fit: dict) -> str:
     return "no decay" if fit["half_life"] is None else f"half-life {fit['half_life']:.1f} steps"
 
@@ -31,7 +37,7 @@ def plot_gradflow_run(result: dict, path: Path) -> None:
     for ax, s in zip(axes[0], states, strict=True):
         for stage, style in (("init", "--"), ("trained", "-")):
             fit = result[stage][s]
-            ax.semilogy(np.arange(len(fit["norms"])), fit["norms"], style, color="tab:blue",
+            ax.semilogy(np.arange(len(fit["norms"])), _positive(fit["norms"]), style, color="tab:blue",
                         label=f"{'at initialisation' if stage == 'init' else 'after training'} ({_half_life(fit)})")
         ax.set_xlabel("lag T - 1 - t (steps before the loss)")
         ax.set_ylabel(f"batch-mean ||dL/d{s}_t|| (log scale)")
@@ -81,7 +87,8 @@ def plot_gradflow_models(measurements: dict, path: Path, *, labels: dict, seq_le
                 if s not in m[stage]:
                     continue
                 fit = m[stage][s]
-                ax.semilogy(np.arange(len(fit["norms"])), fit["norms"], style, color=COLORS.get(key, "black"),
+                color = COLORS.get(key, "black")
+                ax.semilogy(np.arange(len(fit["norms"])), _positive(fit["norms"]), style, color=color,
                             label=f"{labels.get(key, key)}, {'init' if stage == 'init' else 'trained'} "
                                   f"({_half_life(fit)})")
     for ax, s in ((axes[0], "h"), (axes[1], "c")):
@@ -100,7 +107,7 @@ def plot_gradflow_models(measurements: dict, path: Path, *, labels: dict, seq_le
 
 def plot_gate_heatmap(record: dict, symbols: str, marks: list[int], path: Path, *, title: str) -> None:
     """One sequence through a trained LSTM: ``record[name]`` is (T, H) for i, f, g, o, c; units on the y axis,
-    time on the x axis; ``marks`` are the steps that matter (dotted lines); ``symbols`` the input, one per step."""
+    time on the x axis; ``marks`` are the steps that matter (arrows); ``symbols`` the input, one per step."""
     plt = _plt()
     names = ["i", "f", "g", "o", "c"]
     long = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o", "c": "cell state c"}
@@ -115,12 +122,13 @@ def plot_gate_heatmap(record: dict, symbols: str, marks: list[int], path: Path, 
             vmin, vmax, cmap = -lim, lim, "RdBu_r"
         im = ax.imshow(data, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_ylabel(f"{long[name]}\nunit")
-        for t in marks:
-            ax.axvline(t, color="white" if cmap == "viridis" else "black", ls=":", lw=1)
         fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
-    axes[-1].set_xlabel("step t (input symbol below; dotted lines: the X/Y symbols that decide the class)")
-    axes[-1].set_xticks(range(T))
-    axes[-1].set_xticklabels(list(symbols), fontsize=5)
+    for t in marks:  # name the steps that matter above the first panel, leaving their columns visible
+        axes[0].annotate(f"{symbols[t]} (t={t})", xy=(t, -0.5), xytext=(t, -4), ha="center", fontsize=8,
+                         arrowprops={"arrowstyle": "->", "lw": 0.8}, annotation_clip=False)
+    axes[-1].set_xlabel("step t (arrows: the X/Y symbols whose order is the class; the rest are distractors)")
+    step = max(1, T // 20)
+    axes[-1].set_xticks(range(0, T, step))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
