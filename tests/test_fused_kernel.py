@@ -140,7 +140,16 @@ configs = st.fixed_dictionaries({
 @settings(max_examples=25, deadline=None)
 @given(configs)
 def test_matches_reference_over_config_space(cfg):
-    assert_matches(*make_case(**cfg))
+    # Layer norm over few features whose variance nears eps (a 1-unit projection, I = 1) amplifies fp32 rounding
+    # of the GEMMs ~100x: there 1e-4, and the float64 test below checks the same math to 1e-9.
+    tol = 1e-4 if cfg["ln"] else 1e-5
+    assert_matches(*make_case(**cfg), rtol=tol, atol=tol)
+
+
+@settings(max_examples=15, deadline=None)
+@given(configs)
+def test_float64_matches_reference_to_rounding(cfg):
+    assert_matches(*make_case(**cfg, dtype=torch.float64), rtol=1e-9, atol=1e-9)
 
 
 def test_plain_layer_matches_torch_nn_lstm():

@@ -1,25 +1,55 @@
-// The matrix products of the LSTM engine, behind one function so the GEMM library is chosen in one place.
+// The matrix products of the LSTM engine, behind two small helpers so the GEMM library is chosen in one place.
 //
-// Two routes reach a fast fp32 GEMM from ATen on CPU:
-//   - MKL, through at::mm_out into a preallocated buffer (no allocation per step);
-//   - oneDNN, through the registered op mkldnn::_linear_pointwise (allocates its result; torch exports no dnnl
-//     symbols, so the dispatcher is the only way in).
-// Measured (torch 2.13.0, 2 threads, GFLOP/s, median of 20):
-//   Intel Xeon (AVX-512) dev box:  B x 512 x 2048 (per step, B=64): mm_out 250, oneDNN 263
-//                                  6400 x 512 x 2048 (input proj.):  mm_out 328, oneDNN 235
-//                                  bf16: every route ~155-175 (mm_out routes bf16 to oneDNN itself)
-//   AMD EPYC (project facts):      torch.mm (MKL) ~210, oneDNN linear ~430-450 (MKL's slow path on AMD)
-// So the choice depends on the CPU vendor; fused.py picks it (LSTMKIT_GEMM=mkl|onednn|auto overrides) and the
-// engine only ever calls matmul_nt. fp64 and the weight-gradient products (one each per call, not per step)
-// always use MKL, which serves them at full speed on both CPUs for these shapes.
+// ATen reaches three fast CPU GEMMs: MKL through at::mm_out (writes into a preallocated buffer), MKL's packed
+// GEMM (mkl::_mkl_linear with a weight packed once by mkl::_mkl_reorder_linear_weight), and oneDNN
+// (mkldnn::_linear_pointwise, with a weight reordered once by mkldnn::_reorder_linear_weight). torch exports no
+// dnnl or MKL-pack symbols, so the last two go through the dispatcher.
+//
+// Measured on the dev box (Intel Xeon with AVX-512, torch 2.13.0), one thread, CPU time (the box was shared, so
+// wall time was noise), GFLOP/s:
+//   per step, (64 x 512) @ (512 x 2048), fp32: mm_out 119, MKL packed 156, oneDNN reordered 144, oneDNN 124
+//                                         bf16: mm_out 84, oneDNN reordered 87, oneDNN 81 (no MKL pack for bf16)
+//   all steps at once, (6400 x 512) @ (512 x 2048), fp32: mm_out 154, oneDNN 121, MKL packed 130
+//   weight and input grads, fp32: mm 154-157, oneDNN 153
+// On the AMD EPYC machines of the project facts MKL takes a slow path (torch.mm ~210 GFLOP/s with 2 threads
+// against oneDNN's ~430-450), so there every product but the weight grads goes to oneDNN. fused.py picks the
+// library from the CPU vendor (LSTMKIT_GEMM=mkl|onednn overrides). The weight grads (dA^T X, contracting over
+// the T*B rows) always use at::mm: oneDNN's linear would need both operands transposed and copied first.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <optional>
+
 namespace lstmkit {
 
 enum class Gemm { Mkl = 0, OneDnn = 1 };
+
+namespace detail {
+
+inline at::Tensor mkl_pack(const at::Tensor& w, int64_t batch) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkl::_mkl_reorder_linear_weight", "")
+                       .typed<at::Tensor(const at::Tensor&, int64_t)>();
+  return op.call(w, batch);
+}
+
+inline at::Tensor mkl_packed_linear(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& w,
+                                    int64_t batch) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkl::_mkl_linear", "")
+                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                         const std::optional<at::Tensor>&, int64_t)>();
+  return op.call(a, packed, w, std::nullopt, batch);
+}
+
+inline at::Tensor onednn_reorder(const at::Tensor& w, int64_t batch) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
+                       .typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>();
+  return op.call(w, batch);
+}
 
 inline at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
   static auto op = c10::Dispatcher::singleton()
@@ -30,13 +60,45 @@ inline at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
   return op.call(a, w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }
 
-// a (M, K) @ w (N, K)^T -> (M, N). With MKL the result is written into `out` (M, N) and `out` is returned; with
-// oneDNN a new tensor is returned. Callers use the return value either way.
-inline at::Tensor matmul_nt(Gemm gemm, const at::Tensor& a, const at::Tensor& w, at::Tensor& out) {
-  if (gemm == Gemm::OneDnn && a.scalar_type() != at::kDouble) {
-    return onednn_linear(a, w);
+}  // namespace detail
+
+// A weight w (N, K) applied as a @ w^T to many (M, K) inputs with the same M, e.g. W_hh at every step: packed or
+// reordered once for the chosen library, then each product runs on the packed form.
+class StepWeight {
+ public:
+  StepWeight(Gemm gemm, const at::Tensor& w, int64_t M) : w_(w), M_(M) {
+    if (gemm == Gemm::Mkl && w.scalar_type() == at::kFloat) {
+      kind_ = Kind::MklPacked;
+      packed_ = detail::mkl_pack(w, M);
+    } else if (gemm == Gemm::OneDnn && w.scalar_type() != at::kDouble) {
+      kind_ = Kind::OneDnnReordered;
+      packed_ = detail::onednn_reorder(w, M);
+    }
   }
-  return at::mm_out(out, a, w.t());
+
+  // a (M, K) -> a @ w^T (M, N). Returns `out` (M, N) filled, or a new tensor; callers use the return value.
+  at::Tensor apply(const at::Tensor& a, at::Tensor& out) const {
+    switch (kind_) {
+      case Kind::MklPacked:
+        return detail::mkl_packed_linear(a, packed_, w_, M_);
+      case Kind::OneDnnReordered:
+        return detail::onednn_linear(a, packed_);
+      default:
+        return at::mm_out(out, a, w_.t());
+    }
+  }
+
+ private:
+  enum class Kind { Plain, MklPacked, OneDnnReordered };
+  Kind kind_ = Kind::Plain;
+  at::Tensor w_, packed_;
+  int64_t M_;
+};
+
+// a (M, K) @ w (N, K)^T for a product done once per call (all T*B rows at once).
+inline at::Tensor matmul_nt(Gemm gemm, const at::Tensor& a, const at::Tensor& w) {
+  if (gemm == Gemm::OneDnn && a.scalar_type() != at::kDouble) return detail::onednn_linear(a.contiguous(), w);
+  return at::mm(a, w.t());
 }
 
 }  // namespace lstmkit

@@ -56,7 +56,7 @@ struct Layer {
   const int64_t* lengths;                               // (B) or null
   acc_t eps;
   // Forward buffers.
-  const scalar_t* ax;        // (T, B, G) x W_ih^T
+  const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t
   scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t
   scalar_t* y;               // (T, B, R)
   scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only
@@ -219,7 +219,7 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     return;
   }
   // a = a_x + a_h + b, or LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b
-  const scalar_t* __restrict ax = L.ax + r * G;
+  const scalar_t* ax = L.ax + r * G;  // may be gt itself (fused.py: gates overwrite a_x), so not __restrict
   if (L.ln) {
     acc_t* xi = L.xhat_ih + r * G;
     acc_t* xh = L.xhat_hh + r * G;

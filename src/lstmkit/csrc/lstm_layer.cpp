@@ -52,15 +52,15 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   auto so = x.options();
   auto ao = bias.options();
   Tensor y = at::empty({T, B, R}, so);
-  Tensor gates = at::empty({T, B, G}, ao);
   Tensor cseq = at::empty({T, B, H}, ao);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   Tensor c = c0.to(ao.dtype(), false, true);
   if (T == 0) {
-    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq};
+    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), at::empty({T, B, G}, ao), cseq};
   }
-  Tensor ax = at::empty({T * B, G}, so);
-  ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih, ax);  // (T*B, G)
+  Tensor ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);  // (T*B, G)
+  // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one (T, B, G) buffer less.
+  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({T, B, G}) : at::empty({T, B, G}, ao);
   Tensor hin = at::empty({T, B, R}, so);
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
   Tensor hraw = proj ? at::empty({T, B, H}, so) : Tensor();
@@ -75,6 +75,9 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   }
   Tensor ah_buf = at::empty({B, G}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
+  const StepWeight W_hh(gemm, w_hh, B);
+  const std::optional<StepWeight> W_hr =
+      proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -99,14 +102,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.chat = data_or_null<acc_t>(chat), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
-      Tensor ah = matmul_nt(gemm, hin.select(0, t), w_hh, ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, t), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(H);
         for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
       });
       if (proj) {
-        Tensor hp = matmul_nt(gemm, hraw.select(0, t), *w_hr, hp_buf);  // (B, P)
+        Tensor hp = W_hr->apply(hraw.select(0, t), hp_buf);  // (B, P)
         const scalar_t* hp_p = hp.data_ptr<scalar_t>();
         at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) finish_h(L, t, b, hp_p + b * R);
@@ -143,8 +146,9 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   Tensor dah = ln ? at::empty({T, B, G}, so) : dA;
   Tensor dm = ln ? at::empty({T, B, H}, ao) : Tensor();
   Tensor dhnew = proj ? at::empty({T, B, R}, so) : Tensor();
-  Tensor w_hh_t = w_hh.t().contiguous();                // (R, G)
-  Tensor w_hr_t = proj ? w_hr->t().contiguous() : Tensor();  // (H, P)
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, G)
+  const std::optional<StepWeight> W_hr_t =
+      proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, R) dA_h(t+1) W_hh; undefined before the first step
 
@@ -179,7 +183,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
           for (int64_t b = b0; b < b1; ++b)
             backward_h_row(L, t, b, dhg_p ? dhg_p + b * R : nullptr, L.dhnew + L.row(t, b) * R);
         });
-        Tensor dr = matmul_nt(gemm, dhnew.select(0, t), w_hr_t, dr_buf);  // (B, H)
+        Tensor dr = W_hr_t->apply(dhnew.select(0, t), dr_buf);  // (B, H)
         const scalar_t* dr_p = dr.data_ptr<scalar_t>();
         at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
           std::vector<acc_t> scratch(6 * H);
@@ -195,7 +199,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
           }
         });
       }
-      dhg = matmul_nt(gemm, dah.select(0, t), w_hh_t, dhg_buf);  // (B, R)
+      dhg = W_hh_t.apply(dah.select(0, t), dhg_buf);  // (B, R)
     }
   });
 
@@ -207,8 +211,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
   const int64_t TB = T * B;
   Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
-  Tensor dx_buf = at::empty({TB, I}, so);
-  Tensor dx = matmul_nt(gemm, dax2, w_ih.t().contiguous(), dx_buf).view({T, B, I});
+  Tensor dx = matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I});
   Tensor dw_ih = at::mm(dax2.t(), x.reshape({TB, I}));  // (G, I)
   Tensor dw_hh = at::mm(dah2.t(), hin.view({TB, R}));   // (G, R)
   Tensor dw_hr = proj ? at::mm(dhnew.view({TB, R}).t(), hraw->view({TB, H})) : Tensor();  // (P, H)
