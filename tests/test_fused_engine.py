@@ -88,19 +88,28 @@ def test_fused_matches_reference_in_float64(call):
     _check_against_reference(call, torch.float64, 1e-10)
 
 
-@given(configs())
-def test_fused_traces_equal_reference_traces(call):
+def _check_traces(call, dtype, tol):
     kw, form, T, B, with_state, _ = call
-    fast, slow = _pair(kw, torch.float32)
+    fast, slow = _pair(kw, dtype)
     fast.eval()
     slow.eval()
-    x = make_input(form, T, B, kw["input_size"], kw["batch_first"], torch.float32)
-    hx = make_states("LSTM", fast, form, B, torch.float32) if with_state else None
+    x = make_input(form, T, B, kw["input_size"], kw["batch_first"], dtype)
+    hx = make_states("LSTM", fast, form, B, dtype) if with_state else None
     with torch.no_grad():
         a, b = fast.trace(x, hx), slow.trace(x, hx)
     for (_, _, ra), (_, _, rb) in zip(a, b, strict=True):
         for name in ra._fields:
-            torch.testing.assert_close(getattr(ra, name), getattr(rb, name), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(getattr(ra, name), getattr(rb, name), atol=tol, rtol=tol)
+
+
+@given(configs())
+def test_fused_traces_equal_reference_traces_in_float64(call):
+    _check_traces(call, torch.float64, 1e-10)
+
+
+@given(configs(min_size=4).filter(lambda call: not call[0]["layer_norm"]))    # see the layer-norm note above
+def test_fused_traces_equal_reference_traces_in_float32(call):
+    _check_traces(call, torch.float32, 1e-5)
 
 
 def test_plain_trace_can_run_fused_and_agrees_with_torch_replay():

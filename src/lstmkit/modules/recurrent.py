@@ -190,24 +190,33 @@ class Recurrent(nn.Module):
         return _ENGINE_NAMES[self._engine(trace, seq)]
 
     def _engine(self, trace: bool, seq: Sequences):
-        """The engine for this call. An explicit backend that cannot serve it raises; ``auto`` takes torch's
-        kernel where it computes exactly this call, else the fused engine, else the reference loop. Traces with
-        gradients enabled need differentiable records, which the fused engine does not keep."""
+        """The engine for this call. An explicit backend that cannot serve it raises. ``auto`` takes, in order:
+        the fused engine for LSTM traces without gradients (it keeps the gates anyway, so a trace costs what a
+        forward costs, where replaying them after torch's kernel costs 2-4x) and for ``proj_size`` (where torch
+        leaves oneDNN for a slower path); torch's kernel wherever it computes exactly this call; the fused engine;
+        the reference loop. Traces with gradients enabled need differentiable records, which the fused engine
+        does not keep."""
         x = seq.padded if seq.padded is not None else seq.data
         config = self._config()
+        differentiable_trace = trace and torch.is_grad_enabled()
         if self.backend == "reference":
             return reference
         if self.backend in ("torch", "fused"):
             reason = torch_kernel.why_not(self.cell, config) if self.backend == "torch" else \
                 compiled.why_not(self.cell, x)
-            if reason is None and self.backend == "fused" and trace and torch.is_grad_enabled():
+            if reason is None and self.backend == "fused" and differentiable_trace:
                 reason = "its trace records carry no gradient; trace under torch.no_grad() or use 'reference'"
             if reason:
                 raise InputError(f"backend={self.backend!r} cannot run this call: {reason}")
             return torch_kernel if self.backend == "torch" else compiled
-        if torch_kernel.why_not(self.cell, config) is None:
+        torch_ok = torch_kernel.why_not(self.cell, config) is None
+        lstm_on_cpu = isinstance(self.cell, LSTMCellMath) and x.device.type == "cpu"
+        fused_first = lstm_on_cpu and ((trace and not differentiable_trace) or self.cell.proj_size > 0)
+        if fused_first and compiled.why_not(self.cell, x) is None:
+            return compiled
+        if torch_ok:
             return torch_kernel
-        if isinstance(self.cell, LSTMCellMath) and not (trace and torch.is_grad_enabled()):
+        if isinstance(self.cell, LSTMCellMath) and not differentiable_trace:
             reason = compiled.why_not(self.cell, x)
             if reason is None:
                 return compiled
