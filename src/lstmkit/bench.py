@@ -190,6 +190,57 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
     return out
 
 
+_PEAK_SCRIPT = """
+import resource, sys, warnings, torch, lstmkit
+warnings.filterwarnings("ignore")
+torch.set_num_threads({threads})
+T, B, I, H, train, kind, kw = {T}, {B}, {I}, {H}, {train}, {kind!r}, {kw!r}
+m = torch.nn.LSTM(I, H) if kind == "torch.nn" else lstmkit.LSTM(I, H, **kw)
+m.train(train)
+x = torch.randn(T, B, I)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if train:
+    m(x)[0].sum().backward()
+else:
+    with torch.no_grad():
+        m(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+def peak_memory_mb(kind: str, kw: dict, T: int, B: int, I: int, H: int, train: bool) -> float:
+    """Peak resident memory a call adds over building the module and its input, in MB, measured in a fresh
+    process (ru_maxrss; one warm-up call in the same process would hide the first call's peak)."""
+    import subprocess
+
+    code = _PEAK_SCRIPT.format(threads=torch.get_num_threads(), T=T, B=B, I=I, H=H, train=train, kind=kind,
+                               kw=kw)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1]) / 1024                  # ru_maxrss is in KB on Linux
+
+
+def memory_rows(quick: bool) -> list[dict]:
+    """Forward+backward peak at the fastrnns shape (torch.nn vs lstmkit plain and variants), and inference peak
+    against T (the state memory an inference call holds should not grow with T beyond input and output)."""
+    T, B, I, H = SHAPES["fastrnns"]
+    rows = []
+    kinds = [("torch.nn", {}), ("lstmkit", {}), ("peephole", {"peephole": True}), ("layer_norm", {"layer_norm": True})]
+    if quick:
+        kinds = kinds[:2]
+    base = None
+    for name, kw in kinds:
+        mb = peak_memory_mb("torch.nn" if name == "torch.nn" else "lstmkit", kw, T, B, I, H, True)
+        base = base or mb
+        rows.append({"what": f"train peak, {name}", "T": T, "mb": mb, "ratio": mb / base})
+    infer = [("lstmkit", {})] if quick else [("torch.nn", {}), ("lstmkit", {}), ("peephole", {"peephole": True})]
+    for name, kw in infer:
+        for steps in (100, 1000):
+            mb = peak_memory_mb("torch.nn" if name == "torch.nn" else "lstmkit", kw, steps, B, I, H, False)
+            output = steps * B * H * 4 / 2**20                                  # the input exists before the call
+            rows.append({"what": f"infer peak - output, {name}", "T": steps, "mb": mb - output, "ratio": None})
+    return rows
+
+
 def format_table(rows: list[Row]) -> str:
     head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':18} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
             f"{'%peak':>6}")
@@ -219,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds per row (default 5, quick 3)")
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         p.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -237,10 +289,16 @@ def main(argv: list[str] | None = None) -> int:
         shape_rows = bench_shape(name, rows, dtypes, repeats, peak, modes)
         print(format_table(shape_rows) + "\n", flush=True)
         results.extend(shape_rows)
+    memory = [] if args.no_memory else memory_rows(args.quick)
+    if memory:
+        print(f"{'memory (fastrnns B, I, H)':42} {'T':>5} {'MB':>8} {'ratio':>6}")
+        for m in memory:
+            ratio = f"{m['ratio']:6.2f}" if m["ratio"] is not None else "     -"
+            print(f"{m['what']:42} {m['T']:5d} {m['mb']:8.1f} {ratio}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": info, "gemm_gflops": peak, "repeats": repeats,
-                       "rows": [asdict(r) for r in results]}, fh, indent=1)
+                       "rows": [asdict(r) for r in results], "memory": memory}, fh, indent=1)
     return 0
 
 
