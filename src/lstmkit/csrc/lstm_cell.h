@@ -46,6 +46,7 @@ template <typename scalar_t, typename acc_t>
 struct Layer {
   int64_t T, B, H, R;
   bool coupled, proj, ln;
+  bool save;  // keep every step's intermediate values for backward (else buffers marked "saved" hold one step)
   // Parameters, acc_t, contiguous. Absent bias/peephole point at zeros so the inner loops have no branches.
   const acc_t* bias;                                    // (G) b_ih + b_hh
   const acc_t* peep;                                    // (3, H) p_i, p_f, p_o
@@ -57,19 +58,19 @@ struct Layer {
   acc_t eps;
   // Forward buffers.
   const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t
-  scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t
+  scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
   scalar_t* y;               // (T, B, R)
-  scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only
+  scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only; saved
   acc_t* h;                  // (B, R) state h
   acc_t* c;                  // (B, H) state c
   const acc_t* c0;           // (B, H)
   acc_t* gates;              // (T, B, G) activated i, f, g, o
   acc_t* cseq;               // (T, B, H) state c after each step
-  acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null
-  acc_t* tanhm;              // (T, B, H) tanh(m)
-  acc_t *xhat_ih, *xhat_hh;  // (T, B, G) normalised a_x, a_h; ln only
-  acc_t* chat;               // (T, B, H) normalised c'; ln only
-  acc_t* rstd;               // (T, B, 3) 1/sqrt(var + eps) of a_x, a_h, c'; ln only
+  acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null; saved
+  acc_t* tanhm;              // (T, B, H) tanh(m); saved
+  acc_t *xhat_ih, *xhat_hh;  // (T, B, G) normalised a_x, a_h; ln only; saved
+  acc_t* chat;               // (T, B, H) normalised c'; ln only; saved
+  acc_t* rstd;               // (T, B, 3) 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
   // Backward buffers.
   const scalar_t* dy;        // (T, B, R) or null
   acc_t* dh_keep;            // (B, R) grad of state h that does not pass through W_hh (zoneout, padding)
@@ -80,6 +81,9 @@ struct Layer {
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
+  // Without `save` (inference) the buffers only backward reads hold one step (hin two: this and the next).
+  int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }
+  int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
   acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return zc ? zc[row(t, b) * H + j] : zp; }
   acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
 };
@@ -132,7 +136,7 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
     for (int64_t k = 0; k < R; ++k) y[k] = scalar_t(0);
   }
   if (t + 1 < L.T) {
-    scalar_t* __restrict hin = L.hin + L.row(t + 1, b) * R;
+    scalar_t* __restrict hin = L.hin + L.hrow(t + 1, b) * R;
     if (L.mask) {
       for (int64_t k = 0; k < R; ++k) hin[k] = scalar_t(hs[k] * L.mask[b * R + k]);
     } else {
@@ -141,26 +145,42 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
   }
 }
 
-// Step t's gates from their pre-activations, in place in gt (G), and c' (H) from c = c_{t-1} (H).
-// kCoupled is a template argument, not a runtime bool: GCC will not vectorise a select on a loop-invariant flag.
-template <bool kCoupled, typename acc_t>
-inline void gates_forward(int64_t H, acc_t* __restrict gt, const acc_t* __restrict c, const acc_t* __restrict peep,
-                          acc_t* __restrict c_new) {
+// Step t's gates, in place in gt (G), and c' (H) from c = c_{t-1} (H).
+// kPlain (no layer norm): the pre-activations are a_x (ax, G; may be gt itself) + a_h (ah, G) + bias, summed
+// here, and m = c', so tm = tanh(c') and h = o * tm (H each) are written too. Otherwise gt already holds the
+// pre-activations and tm, h are left to the caller.
+// kCoupled, kPlain are template arguments, not runtime bools: GCC will not vectorise a select on a
+// loop-invariant flag.
+template <bool kCoupled, bool kPlain, typename acc_t, typename ax_t, typename ah_t>
+inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah,
+                          const acc_t* __restrict bias, const acc_t* __restrict c, const acc_t* __restrict peep,
+                          acc_t* __restrict c_new, acc_t* __restrict tm, acc_t* __restrict h) {
   const acc_t* p_i = peep;
   const acc_t* p_f = peep + H;
   const acc_t* p_o = peep + 2 * H;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    acc_t i = sigmoid(gt[j] + p_i[j] * c[j]);
-    acc_t f = kCoupled ? acc_t(1) - i : sigmoid(gt[H + j] + p_f[j] * c[j]);
-    acc_t g = tanh_(gt[2 * H + j]);
+    acc_t a_i = gt[j], a_f = gt[H + j], a_g = gt[2 * H + j], a_o = gt[3 * H + j];
+    if (kPlain) {
+      a_i = acc_t(ax[j]) + acc_t(ah[j]) + bias[j];
+      a_f = acc_t(ax[H + j]) + acc_t(ah[H + j]) + bias[H + j];
+      a_g = acc_t(ax[2 * H + j]) + acc_t(ah[2 * H + j]) + bias[2 * H + j];
+      a_o = acc_t(ax[3 * H + j]) + acc_t(ah[3 * H + j]) + bias[3 * H + j];
+    }
+    acc_t i = sigmoid(a_i + p_i[j] * c[j]);
+    acc_t f = kCoupled ? acc_t(1) - i : sigmoid(a_f + p_f[j] * c[j]);
+    acc_t g = tanh_(a_g);
     acc_t cn = f * c[j] + i * g;
-    acc_t o = sigmoid(gt[3 * H + j] + p_o[j] * cn);
+    acc_t o = sigmoid(a_o + p_o[j] * cn);
     gt[j] = i;
     gt[H + j] = f;
     gt[2 * H + j] = g;
     gt[3 * H + j] = o;
     c_new[j] = cn;
+    if (kPlain) {
+      tm[j] = tanh_(cn);
+      h[j] = o * tm[j];
+    }
   }
 }
 
@@ -196,54 +216,56 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
 template <typename scalar_t, typename acc_t>
 inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
                         acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = 4 * H, r = L.row(t, b);
-  acc_t* __restrict gt = L.gates + r * G;
+  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), s = L.srow(t, b);
+  acc_t* gt = L.gates + r * G;
   acc_t* cs = L.cseq + r * H;
-  acc_t* __restrict tm = L.tanhm + r * H;
+  acc_t* tm = L.tanhm + s * H;
+  acc_t* h = scratch;  // (H) o * tanh(m)
   if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0
     std::fill(gt, gt + G, acc_t(0));
     std::fill(cs, cs + H, acc_t(0));
     std::fill(tm, tm + H, acc_t(0));
-    if (L.cnew) std::fill(L.cnew + r * H, L.cnew + (r + 1) * H, acc_t(0));
+    if (L.cnew) std::fill(L.cnew + s * H, L.cnew + (s + 1) * H, acc_t(0));
     if (L.ln) {
-      std::fill(L.xhat_ih + r * G, L.xhat_ih + (r + 1) * G, acc_t(0));
-      std::fill(L.xhat_hh + r * G, L.xhat_hh + (r + 1) * G, acc_t(0));
-      std::fill(L.chat + r * H, L.chat + (r + 1) * H, acc_t(0));
-      std::fill(L.rstd + r * 3, L.rstd + (r + 1) * 3, acc_t(0));
+      std::fill(L.xhat_ih + s * G, L.xhat_ih + (s + 1) * G, acc_t(0));
+      std::fill(L.xhat_hh + s * G, L.xhat_hh + (s + 1) * G, acc_t(0));
+      std::fill(L.chat + s * H, L.chat + (s + 1) * H, acc_t(0));
+      std::fill(L.rstd + s * 3, L.rstd + (s + 1) * 3, acc_t(0));
     }
     if (L.proj) {
-      std::fill(L.hraw + r * H, L.hraw + (r + 1) * H, scalar_t(0));
+      std::fill(L.hraw + s * H, L.hraw + (s + 1) * H, scalar_t(0));
     } else {
-      finish_h(L, t, b, scratch);
+      finish_h(L, t, b, h);
     }
     return;
   }
-  // a = a_x + a_h + b, or LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b
-  const scalar_t* ax = L.ax + r * G;  // may be gt itself (fused.py: gates overwrite a_x), so not __restrict
-  if (L.ln) {
-    acc_t* xi = L.xhat_ih + r * G;
-    acc_t* xh = L.xhat_hh + r * G;
-    L.rstd[r * 3 + 0] = normalise(ax, xi, G, L.eps);
-    L.rstd[r * 3 + 1] = normalise(ah, xh, G, L.eps);
+  const scalar_t* ax = L.ax + r * G;  // may be gt itself (gates overwrite a_x), so not __restrict
+  const acc_t* c = L.c + b * H;       // state c_{t-1}; overwritten below, so not __restrict
+  acc_t* cn = L.cnew ? L.cnew + s * H : cs;  // c' before zoneout
+  if (!L.ln) {  // a = a_x + a_h + b, m = c': all in one pass
+    if (L.coupled) {
+      gates_forward<true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
+    } else {
+      gates_forward<false, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
+    }
+  } else {  // a = LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b,  m = LN(c'; gamma_c, beta_c)
+    acc_t* xi = L.xhat_ih + s * G;
+    acc_t* xh = L.xhat_hh + s * G;
+    L.rstd[s * 3 + 0] = normalise(ax, xi, G, L.eps);
+    L.rstd[s * 3 + 1] = normalise(ah, xh, G, L.eps);
     for (int64_t j = 0; j < G; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
-  } else {
-    for (int64_t j = 0; j < G; ++j) gt[j] = acc_t(ax[j]) + acc_t(ah[j]) + L.bias[j];
-  }
-  acc_t* cn = L.cnew ? L.cnew + r * H : cs;  // c' before zoneout
-  if (L.coupled) {
-    gates_forward<true>(H, gt, L.c + b * H, L.peep, cn);
-  } else {
-    gates_forward<false>(H, gt, L.c + b * H, L.peep, cn);
-  }
-  // m = LN(c'; gamma_c, beta_c) or c';  h = o * tanh(m)
-  const acc_t* __restrict o = gt + 3 * H;
-  if (L.ln) {
-    acc_t* __restrict ch = L.chat + r * H;
-    L.rstd[r * 3 + 2] = normalise(cn, ch, H, L.eps);
-    for (int64_t j = 0; j < H; ++j) tm[j] = tanh_(L.gamma_c[j] * ch[j] + L.beta_c[j]);
-  } else {
-#pragma omp simd
-    for (int64_t j = 0; j < H; ++j) tm[j] = tanh_(cn[j]);
+    if (L.coupled) {
+      gates_forward<true, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
+    } else {
+      gates_forward<false, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
+    }
+    acc_t* ch = L.chat + s * H;
+    L.rstd[s * 3 + 2] = normalise(cn, ch, H, L.eps);
+    const acc_t* o = gt + 3 * H;
+    for (int64_t j = 0; j < H; ++j) {
+      tm[j] = tanh_(L.gamma_c[j] * ch[j] + L.beta_c[j]);
+      h[j] = o[j] * tm[j];
+    }
   }
   // zoneout on c, then the new state
   acc_t* c_state = L.c + b * H;
@@ -255,11 +277,10 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
   }
   std::memcpy(c_state, cs, H * sizeof(acc_t));
   if (L.proj) {
-    scalar_t* __restrict hr = L.hraw + r * H;
-    for (int64_t j = 0; j < H; ++j) hr[j] = scalar_t(o[j] * tm[j]);
+    scalar_t* __restrict hr = L.hraw + s * H;
+    for (int64_t j = 0; j < H; ++j) hr[j] = scalar_t(h[j]);
   } else {
-    for (int64_t j = 0; j < H; ++j) scratch[j] = o[j] * tm[j];
-    finish_h(L, t, b, scratch);
+    finish_h(L, t, b, h);
   }
 }
 

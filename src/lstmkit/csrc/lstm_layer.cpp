@@ -45,7 +45,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
                                  const OptTensor& w_hr, const OptTensor& lengths, const OptTensor& gamma_ih,
                                  const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
                                  bool coupled, const OptTensor& recurrent_mask, const OptTensor& z_c,
-                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id) {
+                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(z_c) || zoneout_p > 0;
@@ -61,17 +61,19 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   Tensor ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);  // (T*B, G)
   // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one (T, B, G) buffer less.
   Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({T, B, G}) : at::empty({T, B, G}, ao);
-  Tensor hin = at::empty({T, B, R}, so);
+  // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
+  const int64_t TS = save ? T : 1;
+  Tensor hin = at::empty({save ? T : 2, B, R}, so);
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
-  Tensor hraw = proj ? at::empty({T, B, H}, so) : Tensor();
-  Tensor cnew = zoneout ? at::empty({T, B, H}, ao) : Tensor();
-  Tensor tanhm = at::empty({T, B, H}, ao);
+  Tensor hraw = proj ? at::empty({TS, B, H}, so) : Tensor();
+  Tensor cnew = zoneout ? at::empty({TS, B, H}, ao) : Tensor();
+  Tensor tanhm = at::empty({TS, B, H}, ao);
   Tensor xhat_ih, xhat_hh, chat, rstd;
   if (ln) {
-    xhat_ih = at::empty({T, B, G}, ao);
-    xhat_hh = at::empty({T, B, G}, ao);
-    chat = at::empty({T, B, H}, ao);
-    rstd = at::empty({T, B, 3}, ao);
+    xhat_ih = at::empty({TS, B, G}, ao);
+    xhat_hh = at::empty({TS, B, G}, ao);
+    chat = at::empty({TS, B, H}, ao);
+    rstd = at::empty({TS, B, 3}, ao);
   }
   Tensor ah_buf = at::empty({B, G}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
@@ -83,7 +85,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     using acc_t = at::opmath_type<scalar_t>;
     Layer<scalar_t, acc_t> L{};
     L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln;
+    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = save;
     L.bias = bias.data_ptr<acc_t>();
     L.peep = peephole.data_ptr<acc_t>();
     L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);
@@ -102,14 +104,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.chat = data_or_null<acc_t>(chat), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
-      Tensor ah = W_hh.apply(hin.select(0, t), ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(H);
         for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
       });
       if (proj) {
-        Tensor hp = W_hr->apply(hraw.select(0, t), hp_buf);  // (B, P)
+        Tensor hp = W_hr->apply(hraw.select(0, save ? t : 0), hp_buf);  // (B, P)
         const scalar_t* hp_p = hp.data_ptr<scalar_t>();
         at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) finish_h(L, t, b, hp_p + b * R);
@@ -156,7 +158,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     using acc_t = at::opmath_type<scalar_t>;
     Layer<scalar_t, acc_t> L{};
     L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln;
+    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = true;
     L.bias = bias.data_ptr<acc_t>();
     L.peep = peephole.data_ptr<acc_t>();
     L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);

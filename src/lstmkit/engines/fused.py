@@ -221,18 +221,22 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
     if not is_available():
         raise RuntimeError(unavailable_reason())
-    config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, _gemm(), b_ih is not None,
-                     b_hh is not None, peephole is not None, acc)
     gammas = tuple(ln) if ln is not None else (None,) * 4
+    differentiable = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
+    # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in differentiable)
+    config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, _gemm(), b_ih is not None,
+                     b_hh is not None, peephole is not None, acc, save)
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
 
 
 class _Config:
     """The non-differentiable arguments of one call, as the C++ side takes them."""
 
-    def __init__(self, lengths, coupled, mask, z_c, z_h, zoneout_p, gemm, has_b_ih, has_b_hh, has_peephole, acc):
+    def __init__(self, lengths, coupled, mask, z_c, z_h, zoneout_p, gemm, has_b_ih, has_b_hh, has_peephole, acc,
+                 save):
         self.lengths, self.coupled, self.mask, self.z_c, self.z_h = lengths, coupled, mask, z_c, z_h
-        self.zoneout_p, self.gemm, self.acc = zoneout_p, gemm, acc
+        self.zoneout_p, self.gemm, self.acc, self.save = zoneout_p, gemm, acc, save
         self.has_b_ih, self.has_b_hh, self.has_peephole = has_b_ih, has_b_hh, has_peephole
 
 
@@ -256,11 +260,12 @@ class _LSTMLayer(torch.autograd.Function):
         c0a = _c(c0, acc)
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see lstm_layer's docstring
             out = _module.forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, *gammas, cfg.coupled,
-                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm)
+                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm, cfg.save)
         y, h_n, c_n, gates, c_seq = out[:5]
         saved = out[5:] if len(out) > 5 else [None] * 8
         ctx.cfg = cfg
-        ctx.save_for_backward(x, c0a, w_ih, w_hh, w_hr, bias, peep, *gammas, gates, c_seq, *saved)
+        if cfg.save:
+            ctx.save_for_backward(x, c0a, w_ih, w_hh, w_hr, bias, peep, *gammas, gates, c_seq, *saved)
         ctx.mark_non_differentiable(gates, c_seq)
         ctx.set_materialize_grads(False)
         return y, h_n, c_n, gates, c_seq
