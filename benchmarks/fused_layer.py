@@ -2,11 +2,14 @@
 
 Prints a table (median ms of interleaved repeats, ratio to torch.nn) and writes it as JSON:
 
-    python benchmarks/fused_layer.py [--repeats 7] [--shapes default|quick] [--out runs/bench/fused_layer.json]
+    python benchmarks/fused_layer.py [--repeats 7] [--shapes default|quick] [--threads N] [--clock wall|cpu]
+                                     [--out runs/bench/fused_layer.json]
 
 Inference runs under torch.no_grad(); "train" is forward + backward of y.sum(). Variants run at the first shape and
 are compared with torch.nn's plain LSTM (torch.nn has none of them; projection is torch.nn's proj_size).
 bf16 runs both sides under torch.autocast("cpu", torch.bfloat16), ours with bf16 weights and inputs.
+On a shared machine wall time is noise; ``--threads 1 --clock cpu`` times CPU seconds of one thread instead,
+which other processes barely disturb (it hides how each side scales to more threads).
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ def make_ours(lstm: torch.nn.LSTM, variant: str, T: int, B: int, dtype: torch.dt
     return run
 
 
-def timed(fn, x, train: bool, autocast: bool) -> float:
-    start = time.perf_counter()
+def timed(fn, x, train: bool, autocast: bool, clock) -> float:
+    start = clock()
     with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
         if train:
             y = fn(x)
@@ -66,10 +69,10 @@ def timed(fn, x, train: bool, autocast: bool) -> float:
                 y = fn(x)
     if train:
         y.float().sum().backward()
-    return (time.perf_counter() - start) * 1e3
+    return (clock() - start) * 1e3
 
 
-def compare(T, B, I, H, variant, dtype, train, repeats):
+def compare(T, B, I, H, variant, dtype, train, repeats, clock):
     torch.manual_seed(0)
     proj = H // 2 if variant == "proj" else 0
     lstm = torch.nn.LSTM(I, H, proj_size=proj)
@@ -83,8 +86,8 @@ def compare(T, B, I, H, variant, dtype, train, repeats):
 
     ts_ours, ts_torch = [], []
     for k in range(repeats + 1):  # the first round warms up (and builds) both
-        a = timed(ours, xb, train, bf16)
-        b = timed(theirs, x, train, bf16)
+        a = timed(ours, xb, train, bf16, clock)
+        b = timed(theirs, x, train, bf16, clock)
         if k:
             ts_ours.append(a)
             ts_torch.append(b)
@@ -97,13 +100,19 @@ def main():
     parser.add_argument("--shapes", choices=sorted(SHAPES), default="default")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/fused_layer.json"))
     args = parser.parse_args()
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu needs --threads 1 (CPU time summed over threads would count spinning)")
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if not fused.is_available():
         raise SystemExit(f"fused engine unavailable: {fused.unavailable_reason()}")
-    warnings.filterwarnings("ignore", message=".*proj_size.*")  # torch.nn's slower native path for proj_size
+    warnings.filterwarnings("ignore", message=".*projections.*")  # torch.nn's slower native path for proj_size
     rows = []
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats}, ms")
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.clock} clock; median of {args.repeats}, ms")
     print(f"{'T':>4} {'B':>3} {'I':>5} {'H':>5} {'variant':>15} {'dtype':>9} {'mode':>6} "
           f"{'fused':>9} {'torch.nn':>9} {'ratio':>6}")
     for dtype_name in args.dtypes.split(","):
@@ -111,15 +120,15 @@ def main():
         for s, (T, B, I, H) in enumerate(SHAPES[args.shapes]):
             for variant in args.variants.split(",") if s == 0 else ["plain"]:
                 for train in (False, True):
-                    ours, theirs = compare(T, B, I, H, variant, dtype, train, args.repeats)
+                    ours, theirs = compare(T, B, I, H, variant, dtype, train, args.repeats, clock)
                     mode = "train" if train else "infer"
                     rows.append({"T": T, "B": B, "I": I, "H": H, "variant": variant, "dtype": dtype_name,
                                  "mode": mode, "fused_ms": ours, "torch_ms": theirs, "ratio": ours / theirs})
                     print(f"{T:>4} {B:>3} {I:>5} {H:>5} {variant:>15} {dtype_name:>9} {mode:>6} "
                           f"{ours:>9.2f} {theirs:>9.2f} {ours / theirs:>6.2f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows},
-                                   indent=1))
+    meta = {"torch": torch.__version__, "threads": args.threads, "clock": args.clock, "repeats": args.repeats}
+    args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@
 // The arguments arrive prepared by fused.py: contiguous, x's dtype for GEMM operands (x, h0, weights), the
 // accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
 // given (zeros when the layer has none).
-#include <torch/extension.h>
+
+// Not <torch/extension.h>: it pulls in all of libtorch's C++ API and makes the first-use build ~40% slower.
+#include <ATen/ATen.h>
+#include <torch/csrc/utils/pybind.h>
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
