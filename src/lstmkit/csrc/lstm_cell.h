@@ -10,10 +10,10 @@
 // is the type of the cell state, the saved gates and all pointwise math.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 namespace lstmkit {
 

@@ -127,8 +127,9 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
 }
 
 // Returns dx, dh0, dc0, dw_ih, dw_hh, db (of b_ih and of b_hh alike), dw_hr, dpeephole (3, H), dgamma_ih,
-// dgamma_hh, dgamma_c, dbeta_c; undefined where the layer has no such input. Parameter grads of the pointwise
-// terms (db, dpeephole, dgamma, dbeta) are in acc_t.
+// dgamma_hh, dgamma_c, dbeta_c; undefined where the layer has no such input, dx unless need_dx (a first layer's
+// input often needs no grad, and dX is one of the three big GEMMs). Parameter grads of the pointwise terms (db,
+// dpeephole, dgamma, dbeta) are in acc_t.
 std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n,
                                   const Tensor& x, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
                                   const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
@@ -138,7 +139,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
                                   double zoneout_p, int64_t gemm_id, const Tensor& hin, const OptTensor& hraw,
                                   const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
                                   const Tensor& tanhm, const OptTensor& xhat_ih, const OptTensor& xhat_hh,
-                                  const OptTensor& chat, const OptTensor& rstd, bool has_bias, bool has_peephole) {
+                                  const OptTensor& chat, const OptTensor& rstd, bool has_bias, bool has_peephole,
+                                  bool need_dx) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih);
@@ -216,7 +218,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
   const int64_t TB = T * B;
   Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
-  Tensor dx = matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I});
+  Tensor dx = need_dx ? matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I}) : Tensor();
   Tensor dw_ih = at::mm(dax2.t(), x.reshape({TB, I}));  // (G, I)
   Tensor dw_hh = at::mm(dah2.t(), hin.view({TB, R}));   // (G, R)
   Tensor dw_hr = proj ? at::mm(dhnew.view({TB, R}).t(), hraw->view({TB, H})) : Tensor();  // (P, H)

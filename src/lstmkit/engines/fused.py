@@ -26,6 +26,7 @@ dA W_hh, then dW_ih, dW_hh, dX (and dW_hr) as single GEMMs over all rows. Result
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -48,6 +49,7 @@ _module = None
 _reason: str | None = None
 
 
+@functools.cache
 def _cpu_fingerprint() -> str:
     """Model name and feature flags of this CPU ('' where /proc/cpuinfo is unreadable)."""
     try:
@@ -120,11 +122,12 @@ def unavailable_reason() -> str:
 
 
 def _gemm() -> int:
-    """0 = MKL (at::mm_out into preallocated buffers), 1 = oneDNN (mkldnn::_linear_pointwise); see csrc/gemm.h.
+    """Which library runs the GEMMs: 0 = MKL (W_hh, W_hr packed once per call), 1 = oneDNN (reordered once).
 
-    MKL takes a slow path on AMD CPUs (~210 GFLOP/s fp32 vs oneDNN's ~430-450 on the EPYC machines we measured);
-    on Intel both are equal within noise (250-330 GFLOP/s at our shapes) and MKL writes in place. The choice
-    changes speed only, and results by rounding; LSTMKIT_GEMM=mkl|onednn overrides it.
+    Measured per step ((64 x 512) @ (512 x 2048), fp32, one thread): MKL packed 156 GFLOP/s, oneDNN reordered
+    144, plain mm_out 119 on the Intel dev box; on AMD EPYC MKL takes a slow path (torch.mm ~210 GFLOP/s with two
+    threads against oneDNN's ~430-450), hence oneDNN there. See csrc/gemm.h. The choice changes speed, and
+    results only by rounding; LSTMKIT_GEMM=mkl|onednn overrides it.
     """
     choice = os.environ.get("LSTMKIT_GEMM", "auto").lower()
     if choice == "auto":
@@ -283,7 +286,7 @@ class _LSTMLayer(torch.autograd.Function):
             grads = _module.backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, g_ih,
                                      g_hh, g_c, b_c, cfg.coupled, cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p,
                                      cfg.gemm, hin, hraw, gates, c_seq, cnew, tanhm, xhat_ih, xhat_hh, chat, rstd,
-                                     cfg.has_b_ih or cfg.has_b_hh, cfg.has_peephole)
+                                     cfg.has_b_ih or cfg.has_b_hh, cfg.has_peephole, ctx.needs_input_grad[0])
         dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c = grads
         dt = x.dtype
 
