@@ -99,6 +99,7 @@ def step_batch(task: Task, config: TrainConfig, step: int, rank: int = 0, world:
 class Distributed:
     rank: int = 0
     world: int = 1
+    owns_group: bool = False
 
     @classmethod
     def from_env(cls) -> Distributed:
@@ -107,9 +108,24 @@ class Distributed:
             return cls()
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        owns = not dist.is_initialized()
+        if owns:
             dist.init_process_group("gloo")
-        return cls(dist.get_rank(), dist.get_world_size())
+        return cls(dist.get_rank(), dist.get_world_size(), owns)
+
+    def close(self, ok: bool) -> None:
+        """Tear down a process group we started; after a clean run, wait for every rank first. (A process that
+        exits with gloo's threads still running aborts: "terminate called without an active exception".)"""
+        if not self.owns_group:
+            return
+        import gc
+
+        import torch.distributed as dist
+
+        gc.collect()  # DistributedDataParallel's reducer holds the group: let it go before the group does
+        if ok:
+            dist.barrier()
+        dist.destroy_process_group()
 
     def mean(self, value: float) -> float:
         if self.world == 1:
@@ -178,7 +194,7 @@ class _Progress:
     """A tqdm bar on a terminal; one line per evaluation otherwise (logs, CI)."""
 
     def __init__(self, enabled: bool, total: int, start: int, label: str):
-        self.bar, self.enabled, self.label = None, enabled, label
+        self.bar, self.enabled, self.label, self.metric = None, enabled, label, ""
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -187,11 +203,12 @@ class _Progress:
     def step(self, loss: float) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+            self.bar.set_postfix_str(f"loss {loss:.4f}{self.metric}", refresh=False)
 
     def evaluation(self, row: dict, metric_name: str) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {row['train_loss']:.4f}  {metric_name} {row['metric']:.4f}")
+            self.metric = f"  held-out {metric_name} {row['metric']:.4f} (step {row['step']})"
+            self.bar.set_postfix_str(f"loss {row['train_loss']:.4f}{self.metric}")
         elif self.enabled:
             print(f"{self.label} step {row['step']}: loss {row['train_loss']:.4f}  {metric_name} "
                   f"{row['metric']:.4f}{'  solved' if row['solved'] else ''}", file=sys.stderr, flush=True)
@@ -209,8 +226,18 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     ``steps`` and ``checkpoint_every`` may change); without it, a folder that already holds a checkpoint is
     refused. Raises :class:`TrainingDiverged` on a NaN/Inf loss, leaving the last checkpoint as it was.
     """
-    out_dir = Path(out_dir)
     dist_ = Distributed.from_env()
+    ok = False
+    try:
+        summary = _train(config, Path(out_dir), dist_, resume, progress, on_evaluation)
+        ok = True
+        return summary
+    finally:
+        dist_.close(ok)
+
+
+def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool, progress: bool,
+           on_evaluation: Callable[[dict], None] | None) -> dict:
     if config.batch % dist_.world:
         raise ValueError(f"`batch` (={config.batch}) must be divisible by the number of processes "
                          f"(={dist_.world}): each process takes an equal slice of the global batch")

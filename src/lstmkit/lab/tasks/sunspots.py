@@ -10,8 +10,8 @@ start in January 1950 or later are the test set (697 windows, 1950-2008). Metric
 sunspots over the 12 forecast months. Example: months Jan 1990 - Dec 2000 in, Jan - Dec 2001 out.
 
 Baseline (the stated one): seasonal naive with the 132-month cycle, each month forecast as the value 132 months
-earlier. The evaluation also reports the persistence forecast (every month = the last value seen). Solved: the
-held-out MAE beats the seasonal-naive MAE.
+earlier. The evaluation also reports the persistence forecast (every month = the last value seen), which is
+the stronger of the two here. Solved: the held-out MAE beats both.
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ class Sunspots(Task):
 
     @property
     def criterion(self) -> str:
-        return f"held-out MAE below the seasonal-naive forecast's ({self.baseline:.1f})"
+        b = self._baselines
+        return (f"held-out MAE below the seasonal-naive ({b['seasonal_naive_mae']:.1f}) and persistence "
+                f"({b['persistence_mae']:.1f}) forecasts'")
 
     def solved(self, evals: dict) -> bool:
-        return evals["metric"] < self.baseline
+        return evals["metric"] < min(self._baselines.values())
 
     def train_batch(self, n: int, generator: torch.Generator) -> Batch:
         pick = torch.randint(0, len(self._train_ends), (n,), generator=generator)
