@@ -157,23 +157,28 @@ def plot_gate_histograms(panels: list[tuple[str, dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_sweep(rows: list[dict], path: Path, *, task: str, metric_name: str, baseline: float) -> None:
+def plot_sweep(rows: list[dict], path: Path, *, task: str, metric_name: str, baseline: float, steps: int) -> None:
     """Final held-out metric against sequence length, one line per model (mean over seeds, points per seed)."""
     plt = _plt()
+    styles = {"rnn": ("s", "--", "tanh RNN"), "gru": ("^", "-.", "GRU"), "lstm": ("o", "-", "LSTM")}
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
-        ax.plot([r["seq_len"] for r in mine], [r["metric"] for r in mine], "o-", color=COLORS.get(model, "black"),
-                label=model)
+        marker, line, label = styles.get(model, ("o", "-", model))
+        color = COLORS.get(model, "black")
+        ax.plot([r["seq_len"] for r in mine], [r["metric"] for r in mine], marker=marker, ls=line, color=color,
+                label=label, markersize=7, alpha=0.85)
         for r in mine:
-            ax.scatter([r["seq_len"]] * len(r["per_seed"]), r["per_seed"], color=COLORS.get(model, "black"),
-                       s=10, alpha=0.4)
-    ax.axhline(baseline, color="grey", ls="--", lw=1, label=f"memoryless baseline ({baseline:.3g})")
+            ax.scatter([r["seq_len"]] * len(r["per_seed"]), r["per_seed"], color=color, s=10, alpha=0.4)
+    ax.axhline(baseline, color="grey", ls=":", lw=1, label=f"memoryless baseline ({baseline:.3g})")
+    lengths = sorted({r["seq_len"] for r in rows})
     ax.set_xscale("log")
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.minorticks_off()
     ax.set_xlabel("sequence length / lag (steps, log scale)")
     ax.set_ylabel(f"held-out {metric_name}")
-    ax.set_title(f"{task}: what each model still remembers as the lag grows")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{task}: what each model still remembers as the lag grows\n(at most {steps:,} training steps each)")
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

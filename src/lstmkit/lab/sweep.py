@@ -39,5 +39,6 @@ def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict
     (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
     from .plots import plot_sweep
 
-    plot_sweep(rows, out / "sweep.png", task=task.name, metric_name=task.metric_name, baseline=task.baseline)
+    plot_sweep(rows, out / "sweep.png", task=task.name, metric_name=task.metric_name, baseline=task.baseline,
+               steps=configs[0].steps)
     return result
