@@ -1,6 +1,7 @@
 """``lstmkit bench``: lstmkit against torch.nn.LSTM and a naive per-step Python cell, on recognised shapes.
 
-    python -m lstmkit.bench [--quick] [--repeats N] [--json PATH]
+    lstmkit bench [--quick] [--repeats N] [--shapes NAME ...] [--json PATH] [--no-memory]
+    python -m lstmkit.bench ...   (the same)
 
 Every row of one shape runs in this one process, interleaved (one timing of each row per round, rounds
 repeated), and the median is reported; ratios are to ``torch.nn.LSTM`` at the same shape, mode and dtype in the
@@ -154,6 +155,14 @@ def _call(row: str, module, x, train: bool):
     return run
 
 
+def _engine(module, x, train: bool, trace: bool) -> str:
+    """The engine `auto` picks for this row's call: inference rows run under no_grad, which matters for traces."""
+    if not isinstance(module, lstmkit.LSTM):
+        return "-"
+    with contextlib.nullcontext() if train else torch.no_grad():
+        return module.engine_for(x[:1].float(), trace=trace)
+
+
 def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: int, peak: float,
                 modes: list[str]) -> list[Row]:
     T, B, I, H = SHAPES[name]
@@ -183,7 +192,7 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
                 flops = lstm_flops(T, B, I, H, P, train)
                 gflops = flops / (med[r] / 1e3) / 1e9
                 m = modules[r]
-                engine = m.engine_for(x[:1].float(), trace=r == "trace") if isinstance(m, lstmkit.LSTM) else "-"
+                engine = _engine(m, x, train, trace=r == "trace")
                 out.append(Row(name, T, B, I, H, str(dtype).replace("torch.", ""), mode, r, engine, med[r],
                                med[r] / med[base] if base in med else None, gflops,
                                gflops / peak if (peak and dtype == torch.float32) else None))
@@ -198,25 +207,37 @@ T, B, I, H, train, kind, kw = {T}, {B}, {I}, {H}, {train}, {kind!r}, {kw!r}
 m = torch.nn.LSTM(I, H) if kind == "torch.nn" else lstmkit.LSTM(I, H, **kw)
 m.train(train)
 x = torch.randn(T, B, I)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def status(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(key))
+
+try:  # reset the high-water mark to the current RSS (Linux), so imports' transient peaks do not hide ours
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base, peak = status("VmRSS:"), lambda: status("VmHWM:")
+except OSError:
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = peak()
 if train:
     m(x)[0].sum().backward()
 else:
     with torch.no_grad():
         m(x)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+print(peak() - base)
 """
 
 
 def peak_memory_mb(kind: str, kw: dict, T: int, B: int, I: int, H: int, train: bool) -> float:
     """Peak resident memory a call adds over building the module and its input, in MB, measured in a fresh
-    process (ru_maxrss; one warm-up call in the same process would hide the first call's peak)."""
+    process (one warm-up call in the same process would hide the first call's peak). On Linux the high-water
+    mark is reset just before the call; elsewhere it is ru_maxrss, which an earlier transient peak can mask."""
     import subprocess
 
     code = _PEAK_SCRIPT.format(threads=torch.get_num_threads(), T=T, B=B, I=I, H=H, train=train, kind=kind,
                                kw=kw)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1]) / 1024                  # ru_maxrss is in KB on Linux
+    return float(out.stdout.strip().splitlines()[-1]) / 1024                  # KB on Linux
 
 
 def memory_rows(quick: bool) -> list[dict]:
@@ -230,8 +251,8 @@ def memory_rows(quick: bool) -> list[dict]:
     base = None
     for name, kw in kinds:
         mb = peak_memory_mb("torch.nn" if name == "torch.nn" else "lstmkit", kw, T, B, I, H, True)
-        base = base or mb
-        rows.append({"what": f"train peak, {name}", "T": T, "mb": mb, "ratio": mb / base})
+        base = mb if base is None else base
+        rows.append({"what": f"train peak, {name}", "T": T, "mb": mb, "ratio": mb / base if base > 0 else None})
     infer = [("lstmkit", {})] if quick else [("torch.nn", {}), ("lstmkit", {}), ("peephole", {"peephole": True})]
     for name, kw in infer:
         for steps in (100, 1000):
@@ -264,16 +285,33 @@ def machine() -> dict:
             "python": platform.python_version(), "lstmkit": lstmkit.__version__}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="lstmkit bench", description=__doc__.split("\n\n")[0])
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rounds (1 or more), got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rounds (1 or more), got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lstmkit bench`` (shared by ``python -m lstmkit.bench`` and the ``lstmkit`` command)."""
     p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
-    p.add_argument("--repeats", type=int, default=None, help="timed rounds per row (default 5, quick 3)")
+    p.add_argument("--repeats", type=_rounds, default=None, help="timed rounds per row (default 5, quick 3)")
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
-    args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error(f"--repeats must be at least 1, got {args.repeats}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lstmkit bench", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the tables (``args`` as parsed by :func:`add_arguments`, already validated)."""
     repeats = args.repeats or (3 if args.quick else 5)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else tuple(SHAPES))
     rows = list(QUICK_ROWS if args.quick else ROWS)

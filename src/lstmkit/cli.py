@@ -1,7 +1,8 @@
-"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab).
+"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab) and ``bench``.
 
-Each subcommand is one function that adds its parser and names the function that runs it; the heavy modules are
-imported only when that subcommand runs. A new subcommand is a new function in ``SUBCOMMANDS``.
+Each subcommand is one function that adds its parser and names the function that runs it; the lab's modules (and
+matplotlib, tqdm, safetensors, scikit-learn) are imported only when a lab subcommand runs.
+A new subcommand is a new function in ``SUBCOMMANDS``.
 
 Mistakes in the command line (unknown task, model or option, impossible values) print one line and exit with
 status 2; a run that diverges prints one line and exits with status 1.
@@ -272,12 +273,24 @@ def _run_demo(args) -> int:
     return 0
 
 
-SUBCOMMANDS: list[Callable] = [_train_parser, _gradflow_parser, _sweep_parser, _demo_parser]
+# --- bench -----------------------------------------------------------------------------------------------------
+
+def _bench_parser(sub) -> Callable:
+    from . import bench
+
+    p = sub.add_parser("bench", help="lstmkit against torch.nn.LSTM and a naive Python cell: ms and ratios",
+                       description=bench.__doc__.split("\n\n")[0])
+    bench.add_arguments(p)
+    return bench.run
+
+
+SUBCOMMANDS: list[Callable] = [_train_parser, _gradflow_parser, _sweep_parser, _demo_parser, _bench_parser]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
     """The parser and, per subcommand name, the function that runs it."""
-    parser = _Parser(prog="lstmkit", description="lstmkit's memory lab: LSTM vs GRU vs RNN, measured.")
+    parser = _Parser(prog="lstmkit", description="lstmkit's memory lab (LSTM vs GRU vs RNN, measured) and "
+                                                     "its benchmark against torch.nn.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     runners = {}
     for register in SUBCOMMANDS:
