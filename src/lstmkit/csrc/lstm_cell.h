@@ -61,6 +61,8 @@ struct Layer {
   const int64_t* lengths;                               // (B) or null
   acc_t eps;
   // Forward buffers.
+  // Streaming (inference without records): ax, gates and cseq hold only the chunk of steps [t0, t0 + K).
+  int64_t t0;
   const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t
   scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
   scalar_t* y;               // (T, B, R)
@@ -85,6 +87,8 @@ struct Layer {
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
+  // Row of ax, gates and cseq in the forward pass: the chunk's own rows when streaming (t0 = 0 otherwise).
+  int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }
   // Without `save` (inference) the buffers only backward reads hold one step (hin two: this and the next).
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
@@ -227,7 +231,7 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
 template <typename scalar_t, typename acc_t>
 inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
                         acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), s = L.srow(t, b);
+  const int64_t H = L.H, G = 4 * H, r = L.crow(t, b), s = L.srow(t, b);
   acc_t* gt = L.gates + r * G;
   acc_t* cs = L.cseq + r * H;
   acc_t* tm = L.tanhm + s * H;

@@ -61,35 +61,54 @@ int64_t grain(int64_t H) { return std::max<int64_t>(1, 8192 / (4 * H)); }
 
 }  // namespace
 
+// Steps per chunk when streaming: enough rows (K * B) for an efficient a_x GEMM, few enough that the chunk's
+// buffers stay small (at B = 64, H = 512: 16 steps, 8 MB of a_x).
+int64_t chunk_steps(int64_t T, int64_t B) { return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B)); }
+
 // Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, xhat_ih, xhat_hh, chat,
 // rstd (undefined where the configuration has none).
+// Without `save` (no backward to come) and without `records` (no trace), the call streams: a_x, the gates and
+// c_seq exist for one chunk of steps at a time, so the memory a call holds besides y does not grow with T, and
+// gates and c_seq come back empty (0, B, .).
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
                                  const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
                                  const OptTensor& w_hr, const OptTensor& lengths, const OptTensor& gamma_ih,
                                  const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
                                  bool coupled, const OptTensor& recurrent_mask, const OptTensor& z_c,
-                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save) {
+                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save,
+                                 bool records) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(z_c) || zoneout_p > 0;
   auto so = x.options();
   auto ao = bias.options();
   Tensor y = empty_big({T, B, R}, so);
-  Tensor cseq = empty_big({T, B, H}, ao);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   Tensor c = c0.to(ao.dtype(), false, true);
   if (T == 0) {
-    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, G}, ao), cseq};
+    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, G}, ao), empty_big({T, B, H}, ao)};
   }
-  Tensor ax;  // (T*B, G)
-  if (gemm == Gemm::Mkl) {  // into a buffer of our own, to advise huge pages before the GEMM touches it
-    ax = empty_big({T * B, G}, so);
-    at::mm_out(ax, x.reshape({T * B, I}), w_ih.t());
-  } else {
-    ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
-  }
-  // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one (T, B, G) buffer less.
-  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({T, B, G}) : empty_big({T, B, G}, ao);
+  const bool stream = !save && !records;
+  const int64_t K = stream ? chunk_steps(T, B) : T;  // steps of a_x, gates and c_seq held at once
+  Tensor cseq = empty_big({K, B, H}, ao);
+  // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, G). MKL writes into a buffer of our own (so huge
+  // pages are advised before the GEMM touches it); oneDNN returns its own, copied in only when streaming.
+  Tensor ax = stream || gemm == Gemm::Mkl ? empty_big({K * B, G}, so) : Tensor();
+  auto project_input = [&](int64_t t0) {
+    const int64_t k = std::min(K, T - t0);
+    Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
+    if (!ax.defined()) {
+      ax = matmul_nt(gemm, xk, w_ih);
+    } else if (gemm == Gemm::Mkl) {
+      Tensor out = ax.slice(0, 0, k * B);
+      at::mm_out(out, xk, w_ih.t());
+    } else {
+      ax.slice(0, 0, k * B).copy_(matmul_nt(gemm, xk, w_ih));
+    }
+  };
+  project_input(0);
+  // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one buffer less.
+  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, G}) : empty_big({K, B, G}, ao);
   // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
   const int64_t TS = save ? T : 1;
   Tensor hin = empty_big({save ? T : 2, B, R}, so);
@@ -124,6 +143,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.zp = static_cast<acc_t>(given(z_c) ? 0.0 : zoneout_p);
     L.lengths = data_or_null<int64_t>(lengths);
     L.eps = static_cast<acc_t>(eps);
+    L.t0 = 0;
     L.ax = ax.data_ptr<scalar_t>();
     L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>(), L.hraw = data_or_null<scalar_t>(hraw);
     L.h = h.data_ptr<acc_t>(), L.c = c.data_ptr<acc_t>();
@@ -133,6 +153,10 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.chat = data_or_null<acc_t>(chat), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
+      if (stream && t > 0 && t % K == 0) {  // the next chunk: its a_x, into the same buffers
+        project_input(t);
+        L.t0 = t;
+      }
       Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
@@ -148,6 +172,10 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
       }
     }
   });
+  if (stream) {
+    gates = at::empty({0, B, G}, ao);
+    cseq = at::empty({0, B, H}, ao);
+  }
   return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq,
           hin, hraw, cnew, tanhm, xhat_ih, xhat_hh, chat, rstd};
 }

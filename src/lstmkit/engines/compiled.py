@@ -64,7 +64,7 @@ def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tup
     y, h_n, c_n, gates, c_seq = fused.lstm_layer(
         cast(x), cast(h0), cast(c0), cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh),
         cast(w.weight_hr), lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled,
-        masks.recurrent, zoneout)
+        masks.recurrent, zoneout, records=trace)
     records = None
     if trace:
         i, f, g, o = gates.chunk(4, dim=-1)                                     # (T, B, H) each

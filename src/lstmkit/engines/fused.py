@@ -152,7 +152,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
                b_hh: Tensor | None, w_hr: Tensor | None = None, lengths: Tensor | None = None,
                peephole: Tensor | None = None, ln: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
                coupled: bool = False, recurrent_mask: Tensor | None = None,
-               zoneout: tuple[Tensor, Tensor] | float | None = None):
+               zoneout: tuple[Tensor, Tensor] | float | None = None, records: bool = True):
     """One LSTM layer in one direction over a padded time-major batch; the equations are in the module docstring.
 
     Args (T steps, B batch, I input, H hidden, P projection, R = P with ``w_hr`` else H):
@@ -161,6 +161,9 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         p_i, p_f, p_o; ln None or (gamma_ih (4H,), gamma_hh (4H,), gamma_c (H,), beta_c (H,)); coupled: f = 1 - i
         (row block f of the weights is then unused); recurrent_mask None or (B, R), already scaled by 1/(1-p);
         zoneout None, (z_c (T, B, H), z_h (T, B, R)) 0/1 keep-masks (training), or a float p in [0, 1) (eval).
+        records: return gates and c_seq; when False and no backward will follow, the call streams (the a_x GEMM
+        and the gate buffers cover a chunk of steps at a time, so its memory besides y does not grow with T)
+        and gates, c_seq come back empty, (0, B, 4H) and (0, B, H).
         Every floating tensor but the masks must have x's dtype: float32, float64 or bfloat16.
 
     Returns ``(y (T, B, R), h_n (B, R), c_n (B, H), gates (T, B, 4H), c_seq (T, B, H))``. y, h_n and c_n carry
@@ -229,7 +232,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in differentiable)
     config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, _gemm(), b_ih is not None,
-                     b_hh is not None, peephole is not None, acc, save)
+                     b_hh is not None, peephole is not None, acc, save, bool(records))
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
 
 
@@ -237,9 +240,9 @@ class _Config:
     """The non-differentiable arguments of one call, as the C++ side takes them."""
 
     def __init__(self, lengths, coupled, mask, z_c, z_h, zoneout_p, gemm, has_b_ih, has_b_hh, has_peephole, acc,
-                 save):
+                 save, records):
         self.lengths, self.coupled, self.mask, self.z_c, self.z_h = lengths, coupled, mask, z_c, z_h
-        self.zoneout_p, self.gemm, self.acc, self.save = zoneout_p, gemm, acc, save
+        self.zoneout_p, self.gemm, self.acc, self.save, self.records = zoneout_p, gemm, acc, save, records
         self.has_b_ih, self.has_b_hh, self.has_peephole = has_b_ih, has_b_hh, has_peephole
 
 
@@ -263,7 +266,8 @@ class _LSTMLayer(torch.autograd.Function):
         c0a = _c(c0, acc)
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see lstm_layer's docstring
             out = _module.forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, *gammas, cfg.coupled,
-                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm, cfg.save)
+                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm, cfg.save,
+                                  cfg.records)
         y, h_n, c_n, gates, c_seq = out[:5]
         saved = out[5:] if len(out) > 5 else [None] * 8
         ctx.cfg = cfg
