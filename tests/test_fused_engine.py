@@ -217,3 +217,15 @@ def test_streaming_returns_no_records_and_the_same_output():
     assert gates.shape == (0, B, 4 * H) and c_seq.shape == (0, B, H)
     assert gates2.shape == (T, B, 4 * H) and c_seq2.shape == (T, B, H)
     assert torch.equal(y, y2) and torch.equal(h_n, h_n2) and torch.equal(c_n, c_n2)
+
+
+def test_working_buffers_are_reused_and_can_be_released():
+    lstm = lstmkit.LSTM(8, 16, layer_norm=True, backend="fused")
+    x = torch.randn(20, 4, 8)
+    first = lstm(x)[0]
+    first.sum().backward()
+    assert fused.cached_bytes() > 0                  # the call's buffers went back to the cache, not to the OS
+    again = lstm(x)[0]                                 # and a second call on reused memory computes the same
+    assert torch.equal(first, again)
+    fused.release_memory()
+    assert fused.cached_bytes() == 0

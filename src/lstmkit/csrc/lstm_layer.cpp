@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "buffers.h"
 #include "gemm.h"
 #include "lstm_cell.h"
 
@@ -90,10 +91,15 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   }
   const bool stream = !save && !records;
   const int64_t K = stream ? chunk_steps(T, B) : T;  // steps of a_x, gates and c_seq held at once
-  Tensor cseq = empty_big({K, B, H}, ao);
+  // Records handed to the caller (a trace) are ordinary tensors; everything else the engine keeps comes from the
+  // buffer cache (buffers.h).
+  auto keep = [&](at::IntArrayRef sizes, const at::TensorOptions& o) {
+    return records ? empty_big(sizes, o) : cached_empty(sizes, o);
+  };
+  Tensor cseq = keep({K, B, H}, ao);
   // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, G). MKL writes into a buffer of our own (so huge
   // pages are advised before the GEMM touches it); oneDNN returns its own, copied in only when streaming.
-  Tensor ax = stream || gemm == Gemm::Mkl ? empty_big({K * B, G}, so) : Tensor();
+  Tensor ax = stream || gemm == Gemm::Mkl ? keep({K * B, G}, so) : Tensor();
   auto project_input = [&](int64_t t0) {
     const int64_t k = std::min(K, T - t0);
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
@@ -108,19 +114,19 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   };
   project_input(0);
   // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one buffer less.
-  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, G}) : empty_big({K, B, G}, ao);
+  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, G}) : keep({K, B, G}, ao);
   // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
   const int64_t TS = save ? T : 1;
-  Tensor hin = empty_big({save ? T : 2, B, R}, so);
+  Tensor hin = cached_empty({save ? T : 2, B, R}, so);
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
-  Tensor hraw = proj ? empty_big({TS, B, H}, so) : Tensor();
-  Tensor cnew = zoneout ? empty_big({TS, B, H}, ao) : Tensor();
-  Tensor tanhm = empty_big({TS, B, H}, ao);
+  Tensor hraw = proj ? cached_empty({TS, B, H}, so) : Tensor();
+  Tensor cnew = zoneout ? cached_empty({TS, B, H}, ao) : Tensor();
+  Tensor tanhm = cached_empty({TS, B, H}, ao);
   Tensor xhat_ih, xhat_hh, chat, rstd;
   if (ln) {
-    xhat_ih = empty_big({TS, B, G}, ao);
-    xhat_hh = empty_big({TS, B, G}, ao);
-    chat = empty_big({TS, B, H}, ao);
+    xhat_ih = cached_empty({TS, B, G}, ao);
+    xhat_hh = cached_empty({TS, B, G}, ao);
+    chat = cached_empty({TS, B, H}, ao);
     rstd = at::empty({TS, B, 3}, ao);
   }
   Tensor ah_buf = at::empty({B, G}, so);
@@ -202,11 +208,11 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   auto ao = bias.options();
   Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, R}, ao);  // (B, R)
   Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);        // (B, H)
-  Tensor dA = empty_big({T, B, G}, so);
-  Tensor dax = ln ? empty_big({T, B, G}, so) : dA;
-  Tensor dah = ln ? empty_big({T, B, G}, so) : dA;
-  Tensor dm = ln ? empty_big({T, B, H}, ao) : Tensor();
-  Tensor dhnew = proj ? empty_big({T, B, R}, so) : Tensor();
+  Tensor dA = cached_empty({T, B, G}, so);
+  Tensor dax = ln ? cached_empty({T, B, G}, so) : dA;
+  Tensor dah = ln ? cached_empty({T, B, G}, so) : dA;
+  Tensor dm = ln ? cached_empty({T, B, H}, ao) : Tensor();
+  Tensor dhnew = proj ? cached_empty({T, B, R}, so) : Tensor();
   const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, G)
   const std::optional<StepWeight> W_hr_t =
       proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
@@ -302,4 +308,6 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstmkit::lstm_forward, "One LSTM layer-direction, forward (see lstmkit/engines/fused.py)");
   m.def("backward", &lstmkit::lstm_backward, "Its BPTT");
+  m.def("release_buffers", [] { lstmkit::BufferCache::get().release(); }, "Free the cached working buffers");
+  m.def("cached_bytes", [] { return lstmkit::BufferCache::get().cached_bytes(); }, "Bytes the cache holds");
 }

@@ -42,7 +42,7 @@ __all__ = ["is_available", "unavailable_reason", "lstm_layer"]
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ["lstm_layer.cpp"]
-_HEADERS = ["lstm_cell.h", "gemm.h"]
+_HEADERS = ["lstm_cell.h", "gemm.h", "buffers.h"]
 _EPS = 1e-5
 
 _module = None
@@ -89,7 +89,10 @@ def _load():
             raise RuntimeError("ninja is not installed (pip install ninja, or lstmkit[fused])")
         fingerprint = _cpu_fingerprint()
         flags = _flags(fingerprint)
-        digest = hashlib.sha1((fingerprint + " ".join(flags)).encode()).hexdigest()[:10]
+        # The name also changes with the code, so a build directory never serves an older engine (torch's own
+        # version check hashes the .cpp files, not the headers).
+        code = b"".join((_CSRC / f).read_bytes() for f in _SOURCES + _HEADERS)
+        digest = hashlib.sha1((fingerprint + " ".join(flags)).encode() + code).hexdigest()[:10]
         name = f"lstmkit_fused_{digest}"
         build_dir = os.environ.get("LSTMKIT_BUILD_DIR")
         if build_dir:
@@ -119,6 +122,18 @@ def unavailable_reason() -> str:
     """Why :func:`is_available` is False ('' when it is True)."""
     _load()
     return _reason or ""
+
+
+def release_memory() -> None:
+    """Free the working buffers the engine keeps between calls (see ``csrc/buffers.h``: up to ``LSTMKIT_CACHE_MB``,
+    default 1024 MB, so that a call does not page-fault and zero its few hundred MB afresh every time)."""
+    if _load() is not None:
+        _module.release_buffers()
+
+
+def cached_bytes() -> int:
+    """Bytes of working buffers the engine holds for reuse right now (0 when it is not built)."""
+    return int(_module.cached_bytes()) if _load() is not None else 0
 
 
 def _gemm() -> int:
