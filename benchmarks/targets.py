@@ -1,0 +1,68 @@
+"""Check a `lstmkit bench --json` result against the performance issue's targets; print a Markdown table.
+
+    python benchmarks/targets.py runs/bench/full.json
+
+Each target is a bound on a ratio over a set of rows (every shape, mode and dtype the bench ran); the table shows
+how many rows meet it and the worst row. Nothing is loosened here: a target missed on one row is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+VARIANTS = ("peephole", "coupled", "recurrent_dropout", "zoneout")
+
+
+def _rows(data: dict, row: str, dtype: str | None = None) -> list[dict]:
+    return [r for r in data["rows"] if r["row"] == row and (dtype is None or r["dtype"] == dtype)]
+
+
+def _naive_speedups(data: dict, row: str) -> list[dict]:
+    """naive ms / row ms at the same shape, dtype and mode, as rows with that number in 'ratio'."""
+    naive = {(r["shape"], r["dtype"], r["mode"]): r["ms"] for r in _rows(data, "naive")}
+    return [{**r, "ratio": naive[(r["shape"], r["dtype"], r["mode"])] / r["ms"]} for r in _rows(data, row)]
+
+
+def targets(data: dict) -> list[tuple[str, Callable[[float], bool], str, list[dict]]]:
+    """(what, passes(ratio), bound as text, rows) for every target."""
+    out = [("plain lstmkit / torch.nn", lambda q: q <= 1.05, "≤ 1.05", _rows(data, "lstmkit")),
+           ("trace (no grad), fp32 / torch.nn inference", lambda q: q <= 1.5, "≤ 1.5", _rows(data, "trace", "float32"))]
+    for v in VARIANTS:
+        out.append((f"{v}, fp32 / torch.nn", lambda q: q <= 1.5, "≤ 1.5", _rows(data, v, "float32")))
+    out.append(("layer_norm, fp32 / torch.nn", lambda q: q <= 1.8, "≤ 1.8", _rows(data, "layer_norm", "float32")))
+    out.append(("proj / torch.nn proj", lambda q: q <= 0.7, "≤ 0.7", _rows(data, "proj")))
+    for v in ("trace", *VARIANTS, "layer_norm", "proj"):
+        out.append((f"naive cell / {v} (speed-up)", lambda q: q >= 3.0, "≥ 3", _naive_speedups(data, v)))
+    for v in ("lstmkit", "trace", *VARIANTS, "layer_norm"):
+        out.append((f"{v}, bf16 / torch.nn bf16", lambda q: q <= 1.2, "≤ 1.2", _rows(data, v, "bfloat16")))
+    return out
+
+
+def table(data: dict) -> str:
+    lines = ["| target | bound | rows met | worst (shape, dtype, mode) |", "|---|---|---|---|"]
+    for what, ok, bound, rows in targets(data):
+        if not rows:
+            continue
+        speedup = bound.startswith("≥")
+        worst = min(rows, key=lambda r: r["ratio"]) if speedup else max(rows, key=lambda r: r["ratio"])
+        met = sum(ok(r["ratio"]) for r in rows)
+        mark = "" if met == len(rows) else " **missed**"
+        lines.append(f"| {what} | {bound} | {met}/{len(rows)}{mark} | {worst['ratio']:.2f} "
+                     f"({worst['shape']}, {worst['dtype']}, {worst['mode']}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("json", help="the file `lstmkit bench --json PATH` wrote")
+    args = p.parse_args(argv)
+    with open(args.json) as fh:
+        data = json.load(fh)
+    print(table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
