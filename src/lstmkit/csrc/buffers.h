@@ -7,12 +7,13 @@
 // B=64, H=256 spent 100-490 ms of system time (28,000 page faults) in a 180-510 ms call, the larger figure once
 // other modules' calls had come in between. A reused buffer is already mapped: no faults, no zeroing.
 //
-// Blocks are 2 MB-aligned and advised for transparent huge pages (Linux). A request takes the smallest cached
-// block that is large enough but at most twice the size; freed blocks return to the cache while it holds less
-// than the cap (LSTMKIT_CACHE_MB, default 1024; 0 turns the cache off); when a request misses and the cache is
-// over the cap with it, the cache is emptied first, so memory held stays near one call's working set.
-// `release_buffers()` (lstmkit.engines.fused.release_memory in Python) empties it. Only buffers that stay inside
-// the engine use it: outputs handed to the caller (y, records) are ordinary tensors.
+// Blocks are whole 2 MB pages, aligned and advised for transparent huge pages (Linux); buffers under 1 MB are
+// plain at::empty. A request takes the smallest cached block that is large enough but at most twice its size.
+// Freed blocks return to the cache while it holds less than the cap (LSTMKIT_CACHE_MB, default 1024; 0 turns the
+// cache off); when a request misses and the cache is over the cap with it, the cache is emptied first, so the
+// memory held stays near one call's working set. `release_buffers()` (lstmkit.engines.fused.release_memory in
+// Python) empties it. Only buffers that stay inside the engine use it: outputs handed to the caller (y, records)
+// are ordinary tensors.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -35,19 +36,20 @@ class BufferCache {
   }
 
   void* take(size_t bytes, size_t* block) {
+    const size_t want = round_up(bytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.lower_bound(bytes);
-      if (it != free_.end() && it->first <= 2 * bytes) {
+      auto it = free_.lower_bound(want);
+      if (it != free_.end() && it->first <= 2 * want) {
         void* p = it->second;
         *block = it->first;
         cached_ -= it->first;
         free_.erase(it);
         return p;
       }
-      if (cached_ + bytes > cap_) release_locked();
+      if (cached_ + want > cap_) release_locked();
     }
-    *block = round_up(bytes);
+    *block = want;
     void* p = std::aligned_alloc(kHuge, *block);
     if (p == nullptr) {  // the cache may hold what the system now lacks: give it back and try once more
       release();
@@ -100,11 +102,13 @@ class BufferCache {
   size_t cached_ = 0, cap_ = 0;
 };
 
-// An uninitialised tensor of `sizes` whose memory comes from (and returns to) the cache.
+// An uninitialised tensor of `sizes` whose memory comes from (and returns to) the cache; under 1 MB it is a plain
+// at::empty (glibc serves those from its heap without new mappings, and a 2 MB block each would waste memory).
 inline at::Tensor cached_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
   int64_t n = 1;
   for (int64_t s : sizes) n *= s;
   const size_t bytes = size_t(n) * options.dtype().itemsize();
+  if (bytes < (size_t(1) << 20)) return at::empty(sizes, options);
   size_t block = 0;
   void* p = BufferCache::get().take(bytes, &block);
   return at::from_blob(p, sizes, [block](void* q) { BufferCache::get().give_back(q, block); }, options);

@@ -13,6 +13,12 @@
 //   (this CPU has no AMX: bf16 GEMMs run at about half the fp32 rate here, torch.nn's included)
 //   all steps at once, (6400 x 512) @ (512 x 2048), fp32: mm_out 154, oneDNN 121, MKL packed 130
 //   weight and input grads, fp32: mm 154-157, oneDNN 153
+// bf16 (under autocast): this CPU has avx512_bf16 but no AMX, and every bf16 GEMM ATen offers ran slower than
+// fp32 on the same values: all steps at once (6400 x 512) @ (512 x 2048) 80 ms against 59 ms converting to fp32
+// first; per step (1 x 256) @ (256 x 1024) oneDNN reordered bf16 26 us against 14 us for MKL packed fp32 with the
+// conversion, (64 x 512) @ (512 x 2048) 818 us against 483 us (2 threads, wall). A bf16 x bf16 product is exact in
+// fp32 and bf16 GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32 GEMMs on the
+// widened operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation order.
 // On the AMD EPYC machines of the project facts MKL takes a slow path (torch.mm ~210 GFLOP/s with 2 threads
 // against oneDNN's ~430-450), so there every product but the weight grads goes to oneDNN. fused.py picks the
 // library from the CPU vendor (LSTMKIT_GEMM=mkl|onednn overrides). The weight grads (dA^T X, contracting over
@@ -74,6 +80,10 @@ class StepWeight {
     if (gemm == Gemm::Mkl && w.scalar_type() == at::kFloat) {
       kind_ = Kind::MklPacked;
       packed_ = detail::mkl_pack(w, M);
+    } else if (gemm == Gemm::Mkl && w.scalar_type() == at::kBFloat16) {
+      kind_ = Kind::MklPackedWidened;
+      w_ = w.to(at::kFloat);
+      packed_ = detail::mkl_pack(w_, M);
     } else if (gemm == Gemm::OneDnn ? w.scalar_type() != at::kDouble : w.scalar_type() == at::kBFloat16) {
       kind_ = Kind::OneDnnReordered;
       packed_ = detail::onednn_reorder(w, M);
@@ -85,6 +95,8 @@ class StepWeight {
     switch (kind_) {
       case Kind::MklPacked:
         return detail::mkl_packed_linear(a, packed_, w_, M_);
+      case Kind::MklPackedWidened:
+        return detail::mkl_packed_linear(a.to(at::kFloat), packed_, w_, M_).to(at::kBFloat16);
       case Kind::OneDnnReordered:
         return detail::onednn_linear(a, packed_);
       default:
@@ -93,16 +105,24 @@ class StepWeight {
   }
 
  private:
-  enum class Kind { Plain, MklPacked, OneDnnReordered };
+  enum class Kind { Plain, MklPacked, MklPackedWidened, OneDnnReordered };
   Kind kind_ = Kind::Plain;
   at::Tensor w_, packed_;
   int64_t M_;
 };
 
+// a @ b for a product done once per call (the weight grads), bf16 widened to fp32 with the MKL choice (see above).
+inline at::Tensor matmul(Gemm gemm, const at::Tensor& a, const at::Tensor& b) {
+  if (gemm == Gemm::Mkl && a.scalar_type() == at::kBFloat16) {
+    return at::mm(a.to(at::kFloat), b.to(at::kFloat)).to(at::kBFloat16);
+  }
+  return at::mm(a, b);
+}
+
 // a (M, K) @ w (N, K)^T for a product done once per call (all T*B rows at once).
 inline at::Tensor matmul_nt(Gemm gemm, const at::Tensor& a, const at::Tensor& w) {
   if (gemm == Gemm::OneDnn && a.scalar_type() != at::kDouble) return detail::onednn_linear(a.contiguous(), w);
-  return at::mm(a, w.t());
+  return matmul(gemm, a, w.t());
 }
 
 }  // namespace lstmkit

@@ -105,7 +105,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
     if (!ax.defined()) {
       ax = matmul_nt(gemm, xk, w_ih);
-    } else if (gemm == Gemm::Mkl) {
+    } else if (gemm == Gemm::Mkl && x.scalar_type() != at::kBFloat16) {
       Tensor out = ax.slice(0, 0, k * B);
       at::mm_out(out, xk, w_ih.t());
     } else {
@@ -279,9 +279,9 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   const int64_t TB = T * B;
   Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
   Tensor dx = need_dx ? matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I}) : Tensor();
-  Tensor dw_ih = at::mm(dax2.t(), x.reshape({TB, I}));  // (G, I)
-  Tensor dw_hh = at::mm(dah2.t(), hin.view({TB, R}));   // (G, R)
-  Tensor dw_hr = proj ? at::mm(dhnew.view({TB, R}).t(), hraw->view({TB, H})) : Tensor();  // (P, H)
+  Tensor dw_ih = matmul(gemm, dax2.t(), x.reshape({TB, I}));  // (G, I)
+  Tensor dw_hh = matmul(gemm, dah2.t(), hin.view({TB, R}));   // (G, R)
+  Tensor dw_hr = proj ? matmul(gemm, dhnew.view({TB, R}).t(), hraw->view({TB, H})) : Tensor();  // (P, H)
 
   Tensor dAa = dA.to(ao.dtype());  // (T, B, G) in acc_t for the reductions
   Tensor db = has_bias ? dAa.sum({0, 1}) : Tensor();

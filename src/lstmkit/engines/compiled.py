@@ -3,8 +3,11 @@
 combination, ``proj_size``, recurrent dropout and zoneout, and traces, whose records are the gates the forward
 keeps anyway for its backward.
 
-Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMMs run in bfloat16 while the cell state and the
-pointwise math stay in float32, as torch's own kernel does under autocast.
+Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMM operands and results are stored in bfloat16 while
+the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast. Where bf16
+GEMMs are widened to fp32 anyway (:func:`fused.bf16_runs_as_fp32`), a call that no backward follows runs wholly
+in float32 and rounds its outputs to bfloat16: bf16 storage only saves memory for backward, and without one the
+per-step conversions were pure cost (2x torch.nn at batch 1).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
-    dt = compute_dtype(x)
+    dt = out_dt = compute_dtype(x)
+    if dt == torch.bfloat16 and fused.bf16_runs_as_fp32() and not _backward_follows(x, state, w):
+        dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
     h0, c0 = state                                                              # (B, R), (B, H)
     ln = None
@@ -65,8 +70,15 @@ def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tup
         cast(x), cast(h0), cast(c0), cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh),
         cast(w.weight_hr), lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled,
         masks.recurrent, zoneout, records=trace)
+    if out_dt != dt:
+        y, h_n, c_n = y.to(out_dt), h_n.to(out_dt), c_n.to(out_dt)
     records = None
     if trace:
         i, f, g, o = gates.chunk(4, dim=-1)                                     # (T, B, H) each
         records = (i, f, g, o, c_seq, y)
     return y, (h_n, c_n), records
+
+
+def _backward_follows(x: Tensor, state: tuple[Tensor, ...], w: Weights) -> bool:
+    params = (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr, *(w.extra or {}).values())
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *state, *params))

@@ -152,6 +152,12 @@ def _gemm() -> int:
     return 0 if choice == "mkl" else 1
 
 
+def bf16_runs_as_fp32() -> bool:
+    """Whether bf16 GEMMs are widened to fp32 here (the MKL choice, csrc/gemm.h: on the Intel dev box without AMX
+    every bf16 GEMM ATen offers was 1.4-1.8x slower than fp32 on the same values)."""
+    return _gemm() == 0
+
+
 def _expect(name: str, t, shape: tuple[int, ...], dtype: torch.dtype | None, fix: str = "") -> None:
     if not isinstance(t, Tensor):
         raise InputTypeError(f"`{name}` must be a Tensor of shape {shape}, got {type(t).__name__}")
