@@ -12,8 +12,8 @@
 // Freed blocks return to the cache while it holds less than the cap (LSTMKIT_CACHE_MB, default 1024; 0 turns the
 // cache off); when a request misses and the cache is over the cap with it, the cache is emptied first, so the
 // memory held stays near one call's working set. `release_buffers()` (lstmkit.engines.fused.release_memory in
-// Python) empties it. Only buffers that stay inside the engine use it: outputs handed to the caller (y, records)
-// are ordinary tensors.
+// Python) empties it. The output y is an ordinary tensor; a trace's records (gates, c_seq) come from the cache and
+// return to it when the caller drops them (their storage cannot be resized, as with torch.from_numpy).
 #pragma once
 
 #include <ATen/ATen.h>
