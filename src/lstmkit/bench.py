@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import lstmkit
+from lstmkit.cli import _positive_int
 
 # name: (T, B, I, H)
 SHAPES = {
@@ -285,20 +286,10 @@ def machine() -> dict:
             "python": platform.python_version(), "lstmkit": lstmkit.__version__}
 
 
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of rounds (1 or more), got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of rounds (1 or more), got {value}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``lstmkit bench`` (shared by ``python -m lstmkit.bench`` and the ``lstmkit`` command)."""
     p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
-    p.add_argument("--repeats", type=_rounds, default=None, help="timed rounds per row (default 5, quick 3)")
+    p.add_argument("--repeats", type=_positive_int, default=None, help="timed rounds per row (default 5, quick 3)")
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
