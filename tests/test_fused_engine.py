@@ -229,3 +229,17 @@ def test_working_buffers_are_reused_and_can_be_released():
     assert torch.equal(first, again)
     fused.release_memory()
     assert fused.cached_bytes() == 0
+
+
+def test_fused_bf16_inference_returns_bf16_as_close_as_rounding():
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(16, 32, num_layers=2, layer_norm=True, backend="fused").eval()
+    x = torch.randn(20, 4, 16)
+    with torch.no_grad():
+        want, (h_want, c_want) = lstm(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got, (h_got, c_got) = lstm(x)
+            trace = lstm.trace(x)
+    assert got.dtype == h_got.dtype == c_got.dtype == trace.output.dtype == torch.bfloat16
+    for a, b in ((got, want), (h_got, h_want), (c_got, c_want)):
+        assert ((a.float() - b).norm() / b.norm()) < 1e-2
