@@ -18,6 +18,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -27,6 +28,18 @@
 #endif
 
 namespace lstmkit {
+
+// Ask Linux to back [p, p + bytes) with 2 MB pages before its first touch; only the 2 MB-aligned interior is
+// advised, nothing outside the range. A hint: a no-op where transparent huge pages are off or not on Linux.
+inline void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t end = begin + bytes;
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+}
 
 class BufferCache {
  public:
@@ -56,9 +69,7 @@ class BufferCache {
       p = std::aligned_alloc(kHuge, *block);
       TORCH_CHECK(p != nullptr, "lstmkit: out of memory allocating ", *block, " bytes");
     }
-#ifdef MADV_HUGEPAGE
-    madvise(p, *block, MADV_HUGEPAGE);  // a hint: may fail where THP is off
-#endif
+    advise_huge_pages(p, *block);
     return p;
   }
 

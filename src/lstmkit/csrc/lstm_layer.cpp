@@ -21,10 +21,6 @@
 #include <optional>
 #include <vector>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include "buffers.h"
 #include "gemm.h"
 #include "lstm_cell.h"
@@ -41,19 +37,12 @@ bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
 template <typename T> T* data_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
 template <typename T> T* data_or_null(const OptTensor& t) { return given(t) ? t->data_ptr<T>() : nullptr; }
 
-// at::empty for the (T, B, .) buffers, asking Linux to back them with 2 MB pages before their first touch. Each
-// call's buffers are fresh memory (glibc maps anything over 32 MB anew), and with 4 KB pages the page faults
-// took ~10% of a T=100, B=64, H=512 forward (perf: kernel time). Where transparent huge pages are off, or not
-// on Linux, this is plain at::empty. Only the 2 MB-aligned interior is advised: nothing outside the tensor.
+// at::empty for an output handed to the caller (y), advised for 2 MB pages before its first touch: it is fresh
+// memory each call (glibc maps anything over 32 MB anew), and with 4 KB pages the page faults took ~10% of a
+// T=100, B=64, H=512 forward (perf: kernel time). The engine's own buffers come from the cache (buffers.h).
 Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& options) {
   Tensor t = at::empty(sizes, options);
-#ifdef MADV_HUGEPAGE
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const uintptr_t end = begin + t.nbytes();
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1), last = end & ~(kHuge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: may fail
-#endif
+  advise_huge_pages(t.data_ptr(), t.nbytes());
   return t;
 }
 

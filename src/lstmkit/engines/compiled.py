@@ -52,7 +52,8 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
     dt = out_dt = compute_dtype(x)
-    if dt == torch.bfloat16 and fused.bf16_runs_as_fp32() and not _backward_follows(x, state, w):
+    params = (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr, *(w.extra or {}).values())
+    if dt == torch.bfloat16 and fused.bf16_runs_as_fp32() and not fused.backward_follows(x, *state, *params):
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
     h0, c0 = state                                                              # (B, R), (B, H)
@@ -77,8 +78,3 @@ def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tup
         i, f, g, o = gates.chunk(4, dim=-1)                                     # (T, B, H) each
         records = (i, f, g, o, c_seq, y)
     return y, (h_n, c_n), records
-
-
-def _backward_follows(x: Tensor, state: tuple[Tensor, ...], w: Weights) -> bool:
-    params = (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr, *(w.extra or {}).values())
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, *state, *params))

@@ -152,6 +152,11 @@ def _gemm() -> int:
     return 0 if choice == "mkl" else 1
 
 
+def backward_follows(*tensors: Tensor | None) -> bool:
+    """Whether autograd will want a backward of a call on these tensors (None entries are ignored)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def bf16_runs_as_fp32() -> bool:
     """Whether bf16 GEMMs are widened to fp32 here (the MKL choice, csrc/gemm.h: on the Intel dev box without AMX
     every bf16 GEMM ATen offers was 1.4-1.8x slower than fp32 on the same values)."""
@@ -251,7 +256,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     gammas = tuple(ln) if ln is not None else (None,) * 4
     differentiable = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
     # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in differentiable)
+    save = backward_follows(*differentiable)
     config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, _gemm(), b_ih is not None,
                      b_hh is not None, peephole is not None, acc, save, bool(records))
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
