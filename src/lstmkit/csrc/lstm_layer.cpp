@@ -11,9 +11,7 @@
 // accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
 // given (zeros when the layer has none).
 
-// Not <torch/extension.h>: it pulls in all of libtorch's C++ API and makes the first-use build ~40% slower.
 #include <ATen/ATen.h>
-#include <torch/csrc/utils/pybind.h>
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -21,35 +19,15 @@
 #include <optional>
 #include <vector>
 
+#include "aten_util.h"
 #include "buffers.h"
 #include "gemm.h"
+#include "layers.h"
 #include "lstm_cell.h"
 
 namespace lstmkit {
 
 using at::Tensor;
-using OptTensor = std::optional<Tensor>;
-
-namespace {
-
-bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
-
-template <typename T> T* data_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
-template <typename T> T* data_or_null(const OptTensor& t) { return given(t) ? t->data_ptr<T>() : nullptr; }
-
-// at::empty for an output handed to the caller (y), advised for 2 MB pages before its first touch: it is fresh
-// memory each call (glibc maps anything over 32 MB anew), and with 4 KB pages the page faults took ~10% of a
-// T=100, B=64, H=512 forward (perf: kernel time). The engine's own buffers come from the cache (buffers.h).
-Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  Tensor t = at::empty(sizes, options);
-  advise_huge_pages(t.data_ptr(), t.nbytes());
-  return t;
-}
-
-// Rows per parallel chunk: enough work that a thread hand-off (~a few us) does not dominate small layers.
-int64_t grain(int64_t H) { return std::max<int64_t>(1, 8192 / (4 * H)); }
-
-}  // namespace
 
 // Steps per chunk when streaming: enough rows (K * B) for an efficient a_x GEMM, few enough that the chunk's
 // buffers stay small (at B = 64, H = 512: 16 steps, 8 MB of a_x).
@@ -151,14 +129,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
       }
       Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
-      at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
+      at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(H);
         for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
       });
       if (proj) {
         Tensor hp = W_hr->apply(hraw.select(0, save ? t : 0), hp_buf);  // (B, P)
         const scalar_t* hp_p = hp.data_ptr<scalar_t>();
-        at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) finish_h(L, t, b, hp_p + b * R);
         });
       }
@@ -232,18 +210,18 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
       if (proj) {
-        at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b)
             backward_h_row(L, t, b, dhg_p ? dhg_p + b * R : nullptr, L.dhnew + L.row(t, b) * R);
         });
         Tensor dr = W_hr_t->apply(dhnew.select(0, t), dr_buf);  // (B, H)
         const scalar_t* dr_p = dr.data_ptr<scalar_t>();
-        at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           std::vector<acc_t> scratch(6 * H);
           for (int64_t b = b0; b < b1; ++b) backward_cell_row(L, t, b, dr_p + b * H, scratch.data());
         });
       } else {
-        at::parallel_for(0, B, grain(H), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           std::vector<acc_t> scratch(7 * H);  // 6H for the cell, then H for dr
           acc_t* dr = scratch.data() + 6 * H;
           for (int64_t b = b0; b < b1; ++b) {
@@ -290,10 +268,3 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 }
 
 }  // namespace lstmkit
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &lstmkit::lstm_forward, "One LSTM layer-direction, forward (see lstmkit/engines/fused.py)");
-  m.def("backward", &lstmkit::lstm_backward, "Its BPTT");
-  m.def("release_buffers", [] { lstmkit::BufferCache::get().release(); }, "Free the cached working buffers");
-  m.def("cached_bytes", [] { return lstmkit::BufferCache::get().cached_bytes(); }, "Bytes the cache holds");
-}

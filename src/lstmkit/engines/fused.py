@@ -41,8 +41,8 @@ from ..errors import InputError, InputTypeError
 __all__ = ["is_available", "unavailable_reason", "lstm_layer"]
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
-_SOURCES = ["lstm_layer.cpp"]
-_HEADERS = ["lstm_cell.h", "gemm.h", "buffers.h"]
+_SOURCES = ["module.cpp", "lstm_layer.cpp", "gru_rnn_layer.cpp"]
+_HEADERS = ["layers.h", "aten_util.h", "lstm_cell.h", "gru_rnn_cell.h", "gemm.h", "buffers.h"]
 _EPS = 1e-5
 
 _module = None

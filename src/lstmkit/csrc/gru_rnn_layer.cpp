@@ -1,0 +1,154 @@
+// One GRU or Elman RNN layer in one direction, time-major, forward and hand-written BPTT (the contract is in
+// lstmkit/engines/fused_gru_rnn.py; the pointwise half of each step in gru_rnn_cell.h).
+//
+// The algorithm is the LSTM engine's (lstm_layer.cpp): a_x = X W_ih^T for all T*B rows at once; per step one GEMM
+// a_h = h_in W_hh^T and one pointwise pass over the rows in parallel. Backward per step: the pointwise pass and one
+// GEMM dA_h W_hh; then dW_ih, dW_hh and dX as single GEMMs over all rows, db fixed-order sums. The GRU needs two
+// gradients per step because r multiplies a_h,n: dA_x = (da_r, da_z, da_n) and dA_h = (da_r, da_z, r ⊙ da_n).
+// No atomics and no cross-thread accumulation: bitwise the same result on every run.
+//
+// The arguments arrive prepared by fused_gru_rnn.py: contiguous, x's dtype for x, h0 and the weights, the
+// accumulation dtype (float for bfloat16, else x's) for the biases (zeros when absent) and the masks.
+
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <optional>
+#include <vector>
+
+#include "aten_util.h"
+#include "buffers.h"
+#include "gemm.h"
+#include "gru_rnn_cell.h"
+#include "layers.h"
+
+namespace lstmkit {
+
+namespace {
+
+int64_t gates_of(CellKind kind) { return kind == CellKind::Gru ? 3 : 1; }
+
+template <typename scalar_t, typename acc_t>
+GruRnnLayer<scalar_t, acc_t> make_layer(CellKind kind, int64_t T, int64_t B, int64_t H, const Tensor& b_ih,
+                                        const Tensor& b_hh, const OptTensor& lengths,
+                                        const OptTensor& recurrent_mask, const OptTensor& z_h, double zoneout_p) {
+  GruRnnLayer<scalar_t, acc_t> L{};
+  L.T = T, L.B = B, L.H = H, L.G = gates_of(kind) * H, L.kind = kind;
+  L.b_ih = b_ih.data_ptr<acc_t>(), L.b_hh = b_hh.data_ptr<acc_t>();
+  L.mask = data_or_null<acc_t>(recurrent_mask);
+  L.zh = data_or_null<acc_t>(z_h);
+  L.zp = static_cast<acc_t>(given(z_h) ? 0.0 : zoneout_p);
+  L.lengths = data_or_null<int64_t>(lengths);
+  return L;
+}
+
+}  // namespace
+
+// Returns y (T, B, H), h_n (B, H), gates (T, B, G: the records), then what backward needs: hin, hn (GRU only).
+// Without `save` hin holds two steps (this one and the next) instead of all.
+std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
+                                    const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
+                                    const OptTensor& lengths, const OptTensor& recurrent_mask,
+                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save) {
+  const CellKind kind = static_cast<CellKind>(cell);
+  const Gemm gemm = static_cast<Gemm>(gemm_id);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+  auto so = x.options();
+  auto ao = b_ih.options();
+  Tensor y = empty_big({T, B, H}, so);
+  Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
+  Tensor gates = cached_empty({T, B, G}, ao);
+  Tensor hn = kind == CellKind::Gru ? cached_empty({T, B, H}, ao) : Tensor();
+  Tensor hin = cached_empty({save ? T : 2, B, H}, so);
+  if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn};
+  // (T * B, G) x W_ih^T; MKL writes into a cached buffer (fresh memory would be page-faulted in on every call)
+  Tensor ax;
+  if (gemm == Gemm::Mkl && x.scalar_type() != at::kBFloat16) {
+    ax = cached_empty({T * B, G}, so);
+    at::mm_out(ax, x.reshape({T * B, I}), w_ih.t());
+  } else {
+    ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
+  }
+  hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
+  Tensor ah_buf = at::empty({B, G}, so);
+  const StepWeight W_hh(gemm, w_hh, B);
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_forward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p);
+    L.save = save;
+    L.ax = ax.data_ptr<scalar_t>();
+    L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
+    L.h = h.data_ptr<acc_t>(), L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn);
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
+      const scalar_t* ah_p = ah.data_ptr<scalar_t>();
+      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        std::vector<acc_t> scratch(H);
+        for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah_p + b * G, scratch.data());
+      });
+    }
+  });
+  return {y, h.to(x.scalar_type()), gates, hin, hn};
+}
+
+// Returns dx (undefined unless need_dx), dh0, dw_ih, dw_hh, db_ih, db_hh (undefined without bias; in the
+// accumulation dtype).
+std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
+                                     const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                                     const OptTensor& lengths, const OptTensor& recurrent_mask,
+                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id, const Tensor& y,
+                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn, bool has_bias,
+                                     bool need_dx) {
+  const CellKind kind = static_cast<CellKind>(cell);
+  const Gemm gemm = static_cast<Gemm>(gemm_id);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+  auto so = x.options();
+  auto ao = gates.options();
+  Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);  // (B, H)
+  Tensor dax = cached_empty({T, B, G}, so);
+  Tensor dah = kind == CellKind::Gru ? cached_empty({T, B, G}, so) : dax;
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, G)
+  Tensor dhg_buf = at::empty({B, H}, so);
+  Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
+  Tensor no_bias = at::zeros({G}, ao);
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, no_bias, no_bias, lengths, recurrent_mask, z_h,
+                                         zoneout_p);
+    L.save = true;
+    L.y = y.data_ptr<scalar_t>(), L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn);
+    L.h0 = h0.data_ptr<scalar_t>();
+    L.dy = data_or_null<scalar_t>(dy);
+    L.dh_keep = dh_keep.data_ptr<acc_t>();
+    L.dax = dax.data_ptr<scalar_t>(), L.dah = dah.data_ptr<scalar_t>();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
+      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, dhg_p ? dhg_p + b * H : nullptr);
+      });
+      dhg = W_hh_t.apply(dah.select(0, t), dhg_buf);  // (B, H)
+    }
+  });
+
+  // The grad of h0: the kept part plus the recurrent GEMM's, through the mask.
+  Tensor dh_in = dhg.defined() ? dhg.to(ao.dtype()) : at::zeros({B, H}, ao);
+  if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
+  Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
+
+  const int64_t TB = T * B;
+  Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
+  Tensor dx = need_dx ? matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I}) : Tensor();
+  Tensor dw_ih = matmul(gemm, dax2.t(), x.reshape({TB, I}));  // (G, I)
+  Tensor dw_hh = matmul(gemm, dah2.t(), hin.view({TB, H}));   // (G, H)
+  Tensor db_ih, db_hh;
+  if (has_bias) {
+    db_ih = dax2.to(ao.dtype()).sum(0);
+    db_hh = kind == CellKind::Gru ? dah2.to(ao.dtype()).sum(0) : db_ih;
+  }
+  return {dx, dh0, dw_ih, dw_hh, db_ih, db_hh};
+}
+
+}  // namespace lstmkit

@@ -1,0 +1,142 @@
+"""The compiled CPU engine for one GRU or Elman RNN layer in one direction, with hand-written BPTT.
+
+The same engine as :mod:`lstmkit.engines.fused` (built with it, same GEMM choice and buffer cache), for the two
+cells torch.nn also has. For step t, with h = h_{t-1}::
+
+    h_in = h * recurrent_mask                                   (if a mask is given)
+    a_x  = x_t W_ih^T + b_ih;   a_h = h_in W_hh^T + b_hh        (missing biases are 0)
+    RNN:  a = a_x + a_h;   h' = tanh(a)  or  relu(a)
+    GRU:  r = σ(a_x,r + a_h,r);   z = σ(a_x,z + a_h,z);   n = tanh(a_x,n + r ⊙ a_h,n);   h' = (1 - z) ⊙ n + z ⊙ h
+    zoneout (training, 0/1 keep-mask z_h): h' = z_h ⊙ h + (1 - z_h) ⊙ h';  (eval, float p): h' = p h + (1 - p) h'
+    y_t = h';  records_t = a (RNN) or (r, z, n) (GRU)
+
+Steps t >= lengths[b] leave row b's state unchanged and give y = records = 0. These are torch.nn.GRU's and
+torch.nn.RNN's equations (:mod:`lstmkit.cells.gru`, :mod:`lstmkit.cells.rnn`); torch's own kernel runs them
+faster when nothing else is asked, so ``backend="auto"`` takes this engine for traces and for recurrent dropout
+and zoneout, which torch's kernel cannot run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError, InputTypeError
+from . import fused
+
+__all__ = ["gru_layer", "rnn_layer"]
+
+_KINDS = {"tanh": 0, "relu": 1, "gru": 2}
+
+
+def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+              lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
+              zoneout: Tensor | float | None = None):
+    """One GRU layer in one direction over a padded time-major batch; the equations are in the module docstring.
+
+    Args (T steps, B batch, I input, H hidden): x (T, B, I); h0 (B, H); w_ih (3H, I), w_hh (3H, H), b_ih, b_hh
+    (3H,) or None (rows r, z, n); lengths None or int64 (B,) in [0, T]; recurrent_mask None or (B, H), already
+    scaled by 1/(1-p); zoneout None, a (T, B, H) 0/1 keep-mask (training) or a float p in [0, 1) (eval).
+    Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16.
+
+    Returns ``(y (T, B, H), h_n (B, H), gates (T, B, 3H))``: y and h_n carry gradients to x, h0 and the weights;
+    gates (activated r, z, n) are records without gradient, float32 for bfloat16 (the pointwise math's dtype).
+    """
+    return _layer("gru", 3, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout)
+
+
+def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+              nonlinearity: str = "tanh", lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
+              zoneout: Tensor | float | None = None):
+    """One Elman RNN layer in one direction; as :func:`gru_layer` with w_ih (H, I), w_hh (H, H), b (H,) and
+    ``nonlinearity`` "tanh" or "relu". Returns ``(y, h_n, a (T, B, H))``, a the pre-activation (a record)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise InputError(f"`nonlinearity` must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return _layer(nonlinearity, 1, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout)
+
+
+def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout):
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
+        raise InputError(f"`x` must be float32, float64 or bfloat16, got {x.dtype}")
+    T, B, I = x.shape
+    dt = x.dtype
+    if not isinstance(w_hh, Tensor) or w_hh.dim() != 2:
+        raise InputError(f"`w_hh` must be ({gates}H, H), got {getattr(w_hh, 'shape', type(w_hh).__name__)}")
+    H = w_hh.shape[1]
+    fused._expect("w_hh", w_hh, (gates * H, H), dt)
+    fused._expect("w_ih", w_ih, (gates * H, I), dt, " (its second dimension must equal x's input size I)")
+    fused._expect("h0", h0, (B, H), dt)
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None:
+            fused._expect(name, b, (gates * H,), dt)
+    if (b_ih is None) != (b_hh is None):
+        raise InputError("`b_ih` and `b_hh` must both be given or both be None")
+    acc = torch.float32 if dt == torch.bfloat16 else dt
+    if lengths is not None:
+        fused._expect("lengths", lengths, (B,), torch.int64)
+        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+            raise InputError(f"`lengths` must lie in [0, T={T}], got min {int(lengths.min())}, "
+                             f"max {int(lengths.max())}")
+        lengths = lengths.contiguous()
+    if recurrent_mask is not None:
+        fused._expect("recurrent_mask", recurrent_mask, (B, H), None)
+        recurrent_mask = recurrent_mask.to(acc).contiguous()
+    z_h, zoneout_p = None, 0.0
+    if isinstance(zoneout, Tensor):
+        fused._expect("zoneout", zoneout, (T, B, H), None)
+        z_h = zoneout.to(acc).contiguous()
+    elif isinstance(zoneout, (float, int)) and not isinstance(zoneout, bool):
+        if not 0.0 <= zoneout < 1.0:
+            raise InputError(f"`zoneout` (={zoneout}) as a probability must lie in [0, 1)")
+        zoneout_p = float(zoneout)
+    elif zoneout is not None:
+        raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
+    if not fused.is_available():
+        raise RuntimeError(fused.unavailable_reason())
+    config = _Config(_KINDS[kind], lengths, recurrent_mask, z_h, zoneout_p, fused._gemm(), b_ih is not None,
+                     acc, fused.backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh))
+    return _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+
+
+class _Config:
+    """The non-differentiable arguments of one call, as the C++ side takes them."""
+
+    def __init__(self, kind, lengths, mask, z_h, zoneout_p, gemm, has_bias, acc, save):
+        self.kind, self.lengths, self.mask, self.z_h, self.zoneout_p = kind, lengths, mask, z_h, zoneout_p
+        self.gemm, self.has_bias, self.acc, self.save = gemm, has_bias, acc, save
+
+
+class _GruRnnLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, cfg):
+        G = w_ih.shape[0]
+        zeros = torch.zeros(G, dtype=cfg.acc)
+        bias = [zeros if b is None else b.to(cfg.acc).contiguous() for b in (b_ih, b_hh)]
+        x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
+        with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see gru_layer's docstring
+            y, h_n, gates, hin, hn = fused._module.gru_rnn_forward(
+                cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
+                cfg.save)
+        ctx.cfg = cfg
+        if cfg.save:
+            ctx.save_for_backward(x, h0, w_ih, w_hh, y, hin, gates, hn)
+        ctx.mark_non_differentiable(gates)
+        ctx.set_materialize_grads(False)
+        return y, h_n, gates
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy, dh_n, _dgates):
+        cfg = ctx.cfg
+        x, h0, w_ih, w_hh, y, hin, gates, hn = ctx.saved_tensors
+        if x.shape[0] == 0:  # no steps: the state passed straight through
+            return torch.zeros_like(x), dh_n, None, None, None, None, None
+        dy, dh_n = (d if d is None else d.to(x.dtype).contiguous() for d in (dy, dh_n))
+        with torch.autocast("cpu", enabled=False):
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = fused._module.gru_rnn_backward(
+                cfg.kind, dy, dh_n, x, h0, w_ih, w_hh, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
+                y, hin, gates, hn, cfg.has_bias, ctx.needs_input_grad[0])
+        cast = (lambda g: g.to(x.dtype) if cfg.has_bias else None)  # noqa: E731
+        return dx, dh0, dw_ih, dw_hh, cast(db_ih), cast(db_hh), None
