@@ -174,9 +174,14 @@ def test_fused_is_deterministic():
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
 
 
-def test_fused_refuses_gru_and_differentiable_traces():
-    with pytest.raises(lstmkit.InputError, match="backend='fused' cannot run this module: .*LSTM cells only"):
-        lstmkit.GRU(3, 4, backend="fused")
+def test_fused_refuses_custom_cells_and_differentiable_traces():
+    class Doubled(lstmkit.cells.GRUCellMath):                    # a subclass may change the math: not fused
+        def step(self, xw, state, w):
+            (h,), rec = super().step(xw, state, w)
+            return (2 * h,), rec
+
+    with pytest.raises(lstmkit.InputError, match="backend='fused' cannot run this module: .*not Doubled"):
+        lstmkit.Recurrent(Doubled, 3, 4, backend="fused")
     lstm = lstmkit.LSTM(3, 4, backend="fused")
     with pytest.raises(lstmkit.InputError, match="records carry no gradient"):
         lstm.trace(torch.randn(2, 1, 3))

@@ -292,6 +292,6 @@ def test_auto_runs_variants_on_an_engine_that_can():
     x = torch.randn(5, 2, 3)
     assert lstmkit.LSTM(3, 4, layer_norm=True).engine_for(x) in ("fused", "reference")
     assert lstmkit.LSTM(3, 4).engine_for(x) == "torch"
-    assert lstmkit.GRU(3, 4, zoneout=0.1).engine_for(x) == "reference"
+    assert lstmkit.GRU(3, 4, zoneout=0.1).engine_for(x) in ("fused", "reference")
     with torch.enable_grad():     # differentiable records: the fused engine keeps none
         assert lstmkit.LSTM(3, 4, peephole=True).engine_for(x, trace=True) == "reference"

@@ -1,7 +1,7 @@
-"""The fused engine: the LSTM recurrence compiled to C++ with hand-written backpropagation through time
-(:func:`lstmkit.engines.fused.lstm_layer`), for everything torch's kernel cannot run: every variant and
-combination, ``proj_size``, recurrent dropout and zoneout, and traces, whose records are the gates the forward
-keeps anyway for its backward.
+"""The fused engine: the LSTM, GRU and Elman RNN recurrences compiled to C++ with hand-written backpropagation
+through time (:func:`lstmkit.engines.fused.lstm_layer`, :mod:`lstmkit.engines.fused_gru_rnn`), for everything
+torch's kernel cannot run: every LSTM variant and combination, ``proj_size``, recurrent dropout and zoneout, and
+traces, whose records are the gates the forward keeps anyway for its backward.
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMM operands and results are stored in bfloat16 while
 the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast. Where bf16
@@ -15,13 +15,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..cells import Cell, LSTMCellMath, Weights
+from ..cells import Cell, GRUCellMath, LSTMCellMath, RNNCellMath, Weights
 from ..sequences import Sequences
-from . import fused
+from . import fused, fused_gru_rnn
 from .config import Masks, RunConfig
 from .layers import run_layers
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
@@ -32,8 +33,8 @@ def compute_dtype(x: Tensor) -> torch.dtype:
 
 def why_not(cell: Cell, x: Tensor | None = None) -> str | None:
     """None when the fused engine can run this cell on this input, else the reason it cannot."""
-    if not isinstance(cell, LSTMCellMath):
-        return f"the fused engine runs LSTM cells only, not {type(cell).__name__}"
+    if type(cell) not in CELLS:  # exactly these: a subclass may have changed the math
+        return f"the fused engine runs lstmkit's LSTM, GRU and RNN cells only, not {type(cell).__name__}"
     if x is not None:
         if x.device.type != "cpu":
             return f"the fused engine runs on CPU only, the input is on {x.device}"
@@ -49,32 +50,55 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
     return run_layers(_direction, cell, seq, hx, weights, config, trace)
 
 
-def _direction(cell: LSTMCellMath, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
+def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
     dt = out_dt = compute_dtype(x)
     params = (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, w.weight_hr, *(w.extra or {}).values())
     if dt == torch.bfloat16 and fused.bf16_runs_as_fp32() and not fused.backward_follows(x, *state, *params):
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
+    if isinstance(cell, LSTMCellMath):
+        y, state, records = _lstm(cell, cast(x), lengths, tuple(map(cast, state)), w, cast, masks, config, trace)
+    else:
+        y, state, records = _gru_rnn(cell, cast(x), lengths, cast(state[0]), w, cast, masks, config)
+    if out_dt != dt:
+        y, state = y.to(out_dt), tuple(s.to(out_dt) for s in state)
+        records = (*records[:-1], y)                                            # every cell's last record is h
+    return y, state, records if trace else None
+
+
+def _zoneout(masks: Masks, config: RunConfig):
+    """The engine's zoneout argument: the keep-masks in cell.states order (training), p (eval) or None."""
+    if masks.zoneout is not None:
+        return masks.zoneout
+    return config.zoneout if config.zoneout > 0 else None
+
+
+def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config: RunConfig):
+    zoneout = _zoneout(masks, config)
+    zoneout = zoneout[0] if isinstance(zoneout, tuple) else zoneout             # the one state, h
+    args = (x, h0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh))
+    opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout)
+    if isinstance(cell, GRUCellMath):
+        y, h_n, gates = fused_gru_rnn.gru_layer(*args, **opts)
+        r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each
+        return y, (h_n,), (r, z, n, y)
+    y, h_n, a = fused_gru_rnn.rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
+    return y, (h_n,), (a, y)
+
+
+def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool):
     h0, c0 = state                                                              # (B, R), (B, H)
     ln = None
     if cell.layer_norm:
         ln = tuple(cast(w[name]) for name in ("weight_ln_ih", "weight_ln_hh", "weight_ln_c", "bias_ln_c"))
-    if masks.zoneout is not None:
-        z_h, z_c = masks.zoneout                                                # drawn in cell.states order
+    zoneout = _zoneout(masks, config)
+    if isinstance(zoneout, tuple):
+        z_h, z_c = zoneout                                                      # drawn in cell.states order
         zoneout = (z_c, z_h)
-    elif config.zoneout > 0:
-        zoneout = config.zoneout                                                # eval: the expectation
-    else:
-        zoneout = None
     y, h_n, c_n, gates, c_seq = fused.lstm_layer(
-        cast(x), cast(h0), cast(c0), cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh),
-        cast(w.weight_hr), lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled,
-        masks.recurrent, zoneout, records=trace)
-    if out_dt != dt:
-        y, h_n, c_n = y.to(out_dt), h_n.to(out_dt), c_n.to(out_dt)
-    records = None
-    if trace:
-        i, f, g, o = gates.chunk(4, dim=-1)                                     # (T, B, H) each
-        records = (i, f, g, o, c_seq, y)
-    return y, (h_n, c_n), records
+        x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
+        lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled, masks.recurrent, zoneout,
+        records=trace)
+    i, f, g, o = gates.chunk(4, dim=-1)                                         # (T, B, H) each; empty unless trace
+    return y, (h_n, c_n), (i, f, g, o, c_seq, y)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import _checks
-from ..cells import Cell, LSTMCellMath, Weights
+from ..cells import Cell, Weights
 from ..engines import RunConfig, compiled, fused, reference, torch_kernel
 from ..errors import InputError, InputTypeError
 from ..sequences import Sequences
@@ -191,8 +191,8 @@ class Recurrent(nn.Module):
 
     def _engine(self, trace: bool, seq: Sequences):
         """The engine for this call. An explicit backend that cannot serve it raises. ``auto`` takes, in order:
-        the fused engine for LSTM traces without gradients (it keeps the gates anyway, so a trace costs what a
-        forward costs, where replaying them after torch's kernel costs 2-4x) and for ``proj_size`` (where torch
+        the fused engine for traces without gradients (it keeps the gates anyway, so a trace costs what a forward
+        costs, where replaying them after torch's kernel costs up to 1.8x more) and for ``proj_size`` (where torch
         leaves oneDNN for a slower path); torch's kernel wherever it computes exactly this call; the fused engine;
         the reference loop. Traces with gradients enabled need differentiable records, which the fused engine
         does not keep."""
@@ -210,18 +210,17 @@ class Recurrent(nn.Module):
                 raise InputError(f"backend={self.backend!r} cannot run this call: {reason}")
             return torch_kernel if self.backend == "torch" else compiled
         torch_ok = torch_kernel.why_not(self.cell, config) is None
-        lstm_on_cpu = isinstance(self.cell, LSTMCellMath) and x.device.type == "cpu"
-        fused_first = lstm_on_cpu and ((trace and not differentiable_trace) or self.cell.proj_size > 0)
+        fused_first = (trace and not differentiable_trace) or self.cell.proj_size > 0
         if fused_first and compiled.why_not(self.cell, x) is None:
             return compiled
         if torch_ok:
             return torch_kernel
-        if isinstance(self.cell, LSTMCellMath) and not differentiable_trace:
+        if not differentiable_trace:
             reason = compiled.why_not(self.cell, x)
             if reason is None:
                 return compiled
-            if x.device.type == "cpu" and not fused.is_available():
-                _warn_once(f"lstmkit: {reason}; LSTM variants run on the (slower) reference engine")
+            if type(self.cell) in compiled.CELLS and x.device.type == "cpu" and not fused.is_available():
+                _warn_once(f"lstmkit: {reason}; this module runs on the (slower) reference engine")
         return reference
 
     def _user_layout(self, r: Tensor, input) -> Tensor:
