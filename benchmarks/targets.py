@@ -37,6 +37,13 @@ def targets(data: dict) -> list[tuple[str, Callable[[float], bool], str, list[di
         out.append((f"naive cell / {v} (speed-up)", lambda q: q >= 3.0, "≥ 3", _naive_speedups(data, v)))
     for v in ("lstmkit", "trace", *VARIANTS, "layer_norm"):
         out.append((f"{v}, bf16 / torch.nn bf16", lambda q: q <= 1.2, "≤ 1.2", _rows(data, v, "bfloat16")))
+    # GRU and RNN: the issue sets no figures for them; these are the LSTM's trace and variant bounds, applied alike.
+    for cell in ("GRU", "RNN"):
+        out.append((f"{cell} trace (no grad), fp32 / torch.nn {cell} inference (as LSTM)", lambda q: q <= 1.5,
+                    "≤ 1.5", _rows(data, f"{cell} trace", "float32")))
+        for v in ("recurrent_dropout", "zoneout"):
+            out.append((f"{cell} {v}, fp32 / torch.nn {cell} (as LSTM)", lambda q: q <= 1.5, "≤ 1.5",
+                        _rows(data, f"{cell} {v}", "float32")))
     return out
 
 

@@ -23,20 +23,24 @@ def test_every_row_is_timed_against_its_own_baseline(tiny_shape):
     infer = {r.row: r for r in rows if r.mode == "infer"}
     train = {r.row: r for r in rows if r.mode == "train"}
     assert set(infer) == set(bench.ROWS)
-    assert set(train) == set(bench.ROWS) - {"trace"}          # a trace is an inference-time tool
+    assert set(train) == {r for r in bench.ROWS if "trace" not in r}   # a trace is an inference-time tool
     for table in (infer, train):
         assert table["torch.nn"].ratio == 1.0
         assert table["torch.nn proj"].ratio == pytest.approx(table["torch.nn proj"].ms / table["torch.nn"].ms)
         assert table["proj"].ratio == pytest.approx(table["proj"].ms / table["torch.nn proj"].ms)
         assert table["peephole"].ratio == pytest.approx(table["peephole"].ms / table["torch.nn"].ms)
+        assert table["GRU zoneout"].ratio == pytest.approx(table["GRU zoneout"].ms / table["torch.nn GRU"].ms)
+        assert table["RNN zoneout"].ratio == pytest.approx(table["RNN zoneout"].ms / table["torch.nn RNN"].ms)
         assert all(r.ms > 0 and r.gflops > 0 for r in table.values())
     assert infer["naive"].engine == "-" and infer["layer_norm"].engine in ("fused", "reference")
     assert infer["trace"].engine == infer["layer_norm"].engine   # a no-grad trace runs where the variants run
+    assert infer["GRU trace"].engine == infer["GRU zoneout"].engine and infer["GRU trace on torch"].engine == "torch"
 
 
-def test_train_flops_count_the_backward(tiny_shape):
-    assert bench.lstm_flops(10, 2, 3, 4, train=True) == 3 * bench.lstm_flops(10, 2, 3, 4)
-    assert bench.lstm_flops(10, 2, 3, 4, P=2) < bench.lstm_flops(10, 2, 3, 4)
+def test_flops_count_the_backward_the_projection_and_the_gates(tiny_shape):
+    assert bench.rnn_flops(10, 2, 3, 4, train=True) == 3 * bench.rnn_flops(10, 2, 3, 4)
+    assert bench.rnn_flops(10, 2, 3, 4, P=2) < bench.rnn_flops(10, 2, 3, 4)
+    assert bench.rnn_flops(10, 2, 3, 4, gates=3) == 3 / 4 * bench.rnn_flops(10, 2, 3, 4)
 
 
 def test_lstmkit_bench_prints_the_table_and_writes_json(tiny_shape, tmp_path, capsys):

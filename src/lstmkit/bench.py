@@ -1,14 +1,14 @@
-"""``lstmkit bench``: lstmkit against torch.nn.LSTM and a naive per-step Python cell, on recognised shapes.
+"""``lstmkit bench``: lstmkit against torch.nn.LSTM (GRU, RNN) and a naive per-step Python cell, on recognised shapes.
 
     lstmkit bench [--quick] [--repeats N] [--shapes NAME ...] [--json PATH] [--no-memory]
     python -m lstmkit.bench ...   (the same)
 
 Every row of one shape runs in this one process, interleaved (one timing of each row per round, rounds
 repeated), and the median is reported; ratios are to ``torch.nn.LSTM`` at the same shape, mode and dtype in the
-same run (``proj`` rows to torch.nn with the same ``proj_size``). The fp32 GEMM rate is measured in the same run,
-so each row also shows its GFLOP/s as a fraction of it. "infer" is a forward under ``torch.no_grad()`` in eval
-mode; "train" is forward + backward of ``output.sum()`` in training mode. bf16 rows run under
-``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
+same run (``proj`` rows to torch.nn with the same ``proj_size``, GRU and RNN rows to ``torch.nn.GRU``, ``RNN``).
+The fp32 GEMM rate is measured in the same run, so each row also shows its GFLOP/s as a fraction of it.
+"infer" is a forward under ``torch.no_grad()`` in eval mode; "train" is forward + backward of ``output.sum()`` in
+training mode. bf16 rows run under ``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
 """
 
 from __future__ import annotations
@@ -42,21 +42,49 @@ SHAPES = {
 QUICK_SHAPES = ("fastrnns", "long")
 INFERENCE_ONLY = ("device-inference",)
 
-# name: lstmkit.LSTM keyword arguments ("trace" runs lstm.trace, "naive" the Python cell, "torch.nn" the baseline)
+# name: (module, keyword arguments). "naive" is the Python cell below; rows named "... trace ..." run
+# module.trace(x) (inference only); proj_size -1 means H/2. Each row's ratio is to its baseline (BASELINE).
 ROWS = {
-    "torch.nn": None,
-    "naive": None,
-    "lstmkit": {},
-    "trace": {},
-    "peephole": {"peephole": True},
-    "coupled": {"coupled": True},
-    "layer_norm": {"layer_norm": True},
-    "recurrent_dropout": {"recurrent_dropout": 0.25},
-    "zoneout": {"zoneout": 0.1},
-    "torch.nn proj": None,
-    "proj": {"proj_size": -1},          # -1: H/2
+    "torch.nn": ("torch.nn.LSTM", {}),
+    "naive": ("naive", {}),
+    "lstmkit": ("LSTM", {}),
+    "trace": ("LSTM", {}),
+    "peephole": ("LSTM", {"peephole": True}),
+    "coupled": ("LSTM", {"coupled": True}),
+    "layer_norm": ("LSTM", {"layer_norm": True}),
+    "recurrent_dropout": ("LSTM", {"recurrent_dropout": 0.25}),
+    "zoneout": ("LSTM", {"zoneout": 0.1}),
+    "torch.nn proj": ("torch.nn.LSTM", {"proj_size": -1}),
+    "proj": ("LSTM", {"proj_size": -1}),
+    "torch.nn GRU": ("torch.nn.GRU", {}),
+    "GRU trace": ("GRU", {}),
+    "GRU trace on torch": ("GRU", {"backend": "torch"}),        # torch's kernel + replay, for comparison
+    "GRU recurrent_dropout": ("GRU", {"recurrent_dropout": 0.25}),
+    "GRU zoneout": ("GRU", {"zoneout": 0.1}),
+    "torch.nn RNN": ("torch.nn.RNN", {}),
+    "RNN trace": ("RNN", {}),
+    "RNN trace on torch": ("RNN", {"backend": "torch"}),
+    "RNN recurrent_dropout": ("RNN", {"recurrent_dropout": 0.25}),
+    "RNN zoneout": ("RNN", {"zoneout": 0.1}),
 }
-QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj")
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def family(row: str) -> str:
+    """LSTM, GRU or RNN: the recurrence a row runs."""
+    module = ROWS[row][0]
+    return "LSTM" if module == "naive" else module.rsplit(".", 1)[-1]
+
+
+def baseline(row: str) -> str:
+    """The torch.nn row a row's ratio is taken to: the same cell, with the same proj_size."""
+    if ROWS[row][1].get("proj_size") and not ROWS[row][0].startswith("torch.nn"):
+        return "torch.nn proj"
+    return "torch.nn" if family(row) == "LSTM" else f"torch.nn {family(row)}"
+
+
+QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj",
+              "torch.nn GRU", "GRU trace")
 
 
 class NaiveLSTM(torch.nn.Module):
@@ -97,10 +125,11 @@ class Row:
     of_peak: float | None = None
 
 
-def lstm_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False) -> float:
-    """GEMM flops of one LSTM layer: the input and recurrent products (and projection); backward is ~2x forward."""
+def rnn_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False, gates: int = 4) -> float:
+    """GEMM flops of one layer with `gates` H-row blocks (LSTM 4, GRU 3, RNN 1): the input and recurrent products
+    (and projection); backward is ~2x forward."""
     R = P or H
-    fwd = 2 * T * B * 4 * H * (I + R) + (2 * T * B * H * P if P else 0)
+    fwd = 2 * T * B * gates * H * (I + R) + (2 * T * B * H * P if P else 0)
     return fwd * (3 if train else 1)
 
 
@@ -127,17 +156,14 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _make(row: str, I: int, H: int, train: bool):
-    if row == "torch.nn":
-        return torch.nn.LSTM(I, H)
-    if row == "torch.nn proj":
-        return torch.nn.LSTM(I, H, proj_size=H // 2)
-    if row == "naive":
+def _make(row: str, I: int, H: int):
+    module, kw = ROWS[row]
+    kw = {k: (H // 2 if k == "proj_size" and v == -1 else v) for k, v in kw.items()}
+    if module == "naive":
         return NaiveLSTM(I, H)
-    kw = dict(ROWS[row])
-    if kw.get("proj_size") == -1:
-        kw["proj_size"] = H // 2
-    return lstmkit.LSTM(I, H, **kw)
+    if module.startswith("torch.nn."):
+        return getattr(torch.nn, module.rsplit(".", 1)[-1])(I, H, **kw)
+    return getattr(lstmkit, module)(I, H, **kw)
 
 
 def _call(row: str, module, x, train: bool):
@@ -152,13 +178,13 @@ def _call(row: str, module, x, train: bool):
     else:
         def run():
             with torch.no_grad(), autocast:
-                return module.trace(inp) if row == "trace" else module(inp)
+                return module.trace(inp) if "trace" in row else module(inp)
     return run
 
 
 def _engine(module, x, train: bool, trace: bool) -> str:
-    """The engine `auto` picks for this row's call: inference rows run under no_grad, which matters for traces."""
-    if not isinstance(module, lstmkit.LSTM):
+    """The engine this row's call runs on: inference rows run under no_grad, which matters for traces."""
+    if not isinstance(module, lstmkit.Recurrent):
         return "-"
     with contextlib.nullcontext() if train else torch.no_grad():
         return module.engine_for(x[:1].float(), trace=trace)
@@ -173,10 +199,10 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
             if mode == "train" and name in INFERENCE_ONLY:
                 continue
             train = mode == "train"
-            active = [r for r in rows if not (train and r == "trace")]
+            active = [r for r in rows if not (train and "trace" in r)]
             torch.manual_seed(0)
             x = torch.randn(T, B, I).to(dtype)
-            modules = {r: _make(r, I, H, train).train(train) for r in active}
+            modules = {r: _make(r, I, H).train(train) for r in active}
             runs = {r: _call(r, modules[r], x, train) for r in active}
             for fn in runs.values():                     # warm up (and build the fused engine once)
                 fn()
@@ -188,12 +214,12 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
                     times[r].append(time.perf_counter() - start)
             med = {r: statistics.median(t) * 1e3 for r, t in times.items()}
             for r in active:
-                base = "torch.nn proj" if r == "proj" else "torch.nn"
-                P = H // 2 if "proj" in r else 0
-                flops = lstm_flops(T, B, I, H, P, train)
+                base = baseline(r)
+                P = H // 2 if ROWS[r][1].get("proj_size") else 0
+                flops = rnn_flops(T, B, I, H, P, train, GATES[family(r)])
                 gflops = flops / (med[r] / 1e3) / 1e9
                 m = modules[r]
-                engine = _engine(m, x, train, trace=r == "trace")
+                engine = _engine(m, x, train, trace="trace" in r)
                 out.append(Row(name, T, B, I, H, str(dtype).replace("torch.", ""), mode, r, engine, med[r],
                                med[r] / med[base] if base in med else None, gflops,
                                gflops / peak if (peak and dtype == torch.float32) else None))
@@ -264,13 +290,13 @@ def memory_rows(quick: bool) -> list[dict]:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':18} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
+    head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':21} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
             f"{'%peak':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = f"{r.ratio:7.2f}" if r.ratio is not None else "      -"
         peak = f"{100 * r.of_peak:5.0f}%" if r.of_peak is not None else "     -"
-        lines.append(f"{r.shape:22} {r.dtype:8} {r.mode:5} {r.row:18} {r.engine:9} {r.ms:9.2f} {ratio} "
+        lines.append(f"{r.shape:22} {r.dtype:8} {r.mode:5} {r.row:21} {r.engine:9} {r.ms:9.2f} {ratio} "
                      f"{r.gflops:7.1f} {peak}")
     return "\n".join(lines)
 
