@@ -1,7 +1,7 @@
-// The engine's large working buffers (the (T, B, .) tensors that forward saves for backward and backward's dA),
-// kept for reuse between calls instead of being handed back to the OS.
+// The engine's large working buffers (the (T, B, .) tensors that forward saves for backward, and backward's
+// chunk buffers), kept for reuse between calls instead of being handed back to the OS.
 //
-// Why: each call needs a few hundred MB of fresh buffers (T=100, B=64, H=512 with layer norm: ~0.5 GB). From
+// Why: each call needs a hundred MB or more of fresh buffers (T=100, B=64, H=512: ~140 MB). From
 // glibc they are new mappings every time (anything over 32 MB is mmapped and unmapped on free), so every call
 // page-faulted and zeroed all of it again. Measured with two threads: a layer-norm forward+backward at T=150,
 // B=64, H=256 spent 100-490 ms of system time (28,000 page faults) in a 180-510 ms call, the larger figure once

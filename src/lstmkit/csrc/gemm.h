@@ -125,4 +125,27 @@ inline at::Tensor matmul_nt(Gemm gemm, const at::Tensor& a, const at::Tensor& w)
   return matmul(gemm, a, w.t());
 }
 
+// out (M, N) = a (M, K) @ w (N, K)^T, into `out` (rows of a larger buffer): MKL writes there itself, other
+// products (oneDNN's, bf16 widened) are copied in.
+inline void matmul_nt_into(Gemm gemm, const at::Tensor& a, const at::Tensor& w, at::Tensor out) {
+  if (gemm == Gemm::Mkl && a.scalar_type() != at::kBFloat16) {
+    at::mm_out(out, a, w.t());
+  } else {
+    out.copy_(matmul_nt(gemm, a, w));
+  }
+}
+
+// acc += a @ b, acc in acc_t: for bfloat16 that is float, so the chunks' products are summed in float instead of
+// being rounded to bfloat16 one by one. bf16 operands are widened with the MKL choice (exact, as matmul above
+// does), else multiplied in bf16.
+inline void add_matmul(Gemm gemm, at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() == acc.scalar_type()) {
+    acc.addmm_(a, b);
+  } else if (gemm == Gemm::Mkl) {
+    acc.addmm_(a.to(acc.scalar_type()), b.to(acc.scalar_type()));
+  } else {
+    acc.add_(at::mm(a, b));
+  }
+}
+
 }  // namespace lstmkit

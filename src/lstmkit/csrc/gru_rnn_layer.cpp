@@ -62,14 +62,8 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
   Tensor hn = kind == CellKind::Gru ? cached_empty({T, B, H}, ao) : Tensor();
   Tensor hin = cached_empty({save ? T : 2, B, H}, so);
   if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn};
-  // (T * B, G) x W_ih^T; MKL writes into a cached buffer (fresh memory would be page-faulted in on every call)
-  Tensor ax;
-  if (gemm == Gemm::Mkl && x.scalar_type() != at::kBFloat16) {
-    ax = cached_empty({T * B, G}, so);
-    at::mm_out(ax, x.reshape({T * B, I}), w_ih.t());
-  } else {
-    ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
-  }
+  Tensor ax = cached_empty({T * B, G}, so);  // x W_ih^T, in reused memory (fresh memory is faulted in each call)
+  matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
   Tensor ah_buf = at::empty({B, G}, so);
   const StepWeight W_hh(gemm, w_hh, B);

@@ -28,9 +28,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
                                   const OptTensor& recurrent_mask, const OptTensor& z_c, const OptTensor& z_h,
                                   double zoneout_p, int64_t gemm_id, const Tensor& hin, const OptTensor& hraw,
                                   const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& xhat_ih, const OptTensor& xhat_hh,
-                                  const OptTensor& chat, const OptTensor& rstd, bool has_bias, bool has_peephole,
-                                  bool need_dx);
+                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool has_bias,
+                                  bool has_peephole, bool need_dx);
 
 std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                     const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,

@@ -5,6 +5,10 @@
 // buffers named in `Layer`. Rows are independent, so a step's rows run in parallel with no shared writes:
 // results do not depend on the thread count or scheduling.
 //
+// Layer norm keeps only the mean and rstd of a_x, a_h and c' per row for backward, not the normalised values
+// (two (T, B, 4H) tensors and a (T, B, H) one): backward rebuilds them a chunk of steps at a time from a_x and a_h
+// recomputed by GEMMs and from the saved c' (rebuild_ln_row).
+//
 // Shapes: T steps, B batch, H hidden, R = P (projection) or H, G = 4H. Gate order i, f, g, o (torch's).
 // scalar_t is the storage type of everything that feeds a GEMM (x, h_in, y, dA); acc_t (float for bfloat16)
 // is the type of the cell state, the saved gates and all pointwise math.
@@ -60,34 +64,35 @@ struct Layer {
   acc_t zp;                                             // eval zoneout probability (0 = none)
   const int64_t* lengths;                               // (B) or null
   acc_t eps;
-  // Forward buffers.
-  // Streaming (inference without records): ax, gates and cseq hold only the chunk of steps [t0, t0 + K).
+  // Buffers marked "chunk" hold only the steps [t0, t0 + K) (row crow(t, b)): in forward ax, gates and cseq
+  // when streaming (inference without records; else t0 = 0 and they hold every step), in backward always.
   int64_t t0;
-  const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t
+  // Forward buffers.
+  const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t; chunk
   scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
   scalar_t* y;               // (T, B, R)
   scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only; saved
   acc_t* h;                  // (B, R) state h
   acc_t* c;                  // (B, H) state c
   const acc_t* c0;           // (B, H)
-  acc_t* gates;              // (T, B, G) activated i, f, g, o
-  acc_t* cseq;               // (T, B, H) state c after each step
+  acc_t* gates;              // (T, B, G) activated i, f, g, o; chunk in forward when streaming
+  acc_t* cseq;               // (T, B, H) state c after each step; chunk in forward when streaming
   acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null; saved
   acc_t* tanhm;              // (T, B, H) tanh(m); saved
-  acc_t *xhat_ih, *xhat_hh;  // (T, B, G) normalised a_x, a_h; ln only; saved
-  acc_t* chat;               // (T, B, H) normalised c'; ln only; saved
-  acc_t* rstd;               // (T, B, 3) 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
+  acc_t *mean, *rstd;        // (T, B, 3) mean and 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
   // Backward buffers.
   const scalar_t* dy;        // (T, B, R) or null
   acc_t* dh_keep;            // (B, R) grad of state h that does not pass through W_hh (zoneout, padding)
   acc_t* dc;                 // (B, H) grad of state c
-  scalar_t* dhnew;           // (T, B, P) grad of the projection's output; proj only
-  scalar_t *dA, *dax, *dah;  // (T, B, G) grad of a, of a_x and of a_h (all three the same buffer without ln)
-  acc_t* dm;                 // (T, B, H) grad of m; ln only
+  scalar_t* dhnew;           // (K, B, P) grad of the projection's output; proj only; chunk
+  scalar_t *dA, *dax, *dah;  // (K, B, G) grad of a, of a_x and of a_h (all three the same buffer without ln); chunk
+  acc_t* dm;                 // (K, B, H) grad of m; ln only; chunk
+  acc_t *xhat_ih, *xhat_hh;  // (K, B, G) normalised a_x, a_h, rebuilt by rebuild_ln_row; ln only; chunk
+  acc_t* chat;               // (K, B, H) normalised c', rebuilt likewise; ln only; chunk
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
-  // Row of ax, gates and cseq in the forward pass: the chunk's own rows when streaming (t0 = 0 otherwise).
+  // Row of a chunk buffer.
   int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }
   // Without `save` (inference) the buffers only backward reads hold one step (hin two: this and the next).
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }
@@ -96,11 +101,15 @@ struct Layer {
   acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
 };
 
-// xhat = (v - mean(v)) / sqrt(var(v) + eps) over n features (biased var); returns 1/sqrt(var + eps).
-// The sums are `omp simd reduction`s: vectorised (without it GCC keeps float sums in order, one lane), and
-// still the same order on every run.
+template <typename acc_t>
+struct Moments {
+  acc_t mean, rstd;  // rstd = 1/sqrt(var + eps)
+};
+
+// Mean and rstd of v's n features (biased var). The sums are `omp simd reduction`s: vectorised (without it GCC
+// keeps float sums in order, one lane), and still the same order on every run.
 template <typename in_t, typename acc_t>
-inline acc_t normalise(const in_t* __restrict v, acc_t* __restrict xhat, int64_t n, acc_t eps) {
+inline Moments<acc_t> moments(const in_t* __restrict v, int64_t n, acc_t eps) {
   acc_t mean = 0;
 #pragma omp simd reduction(+ : mean)
   for (int64_t j = 0; j < n; ++j) mean += acc_t(v[j]);
@@ -108,13 +117,18 @@ inline acc_t normalise(const in_t* __restrict v, acc_t* __restrict xhat, int64_t
   acc_t var = 0;
 #pragma omp simd reduction(+ : var)
   for (int64_t j = 0; j < n; ++j) {
-    xhat[j] = acc_t(v[j]) - mean;
-    var += xhat[j] * xhat[j];
+    acc_t d = acc_t(v[j]) - mean;
+    var += d * d;
   }
-  acc_t rstd = acc_t(1) / std::sqrt(var / acc_t(n) + eps);
+  return {mean, acc_t(1) / std::sqrt(var / acc_t(n) + eps)};
+}
+
+// xhat = (v - mean) * rstd. Forward and backward's rebuild both use it, so the same v gives bitwise the same xhat.
+// xhat may be v itself (the rebuild overwrites a recomputed a_x in place), so no __restrict.
+template <typename in_t, typename acc_t>
+inline void normalise(const in_t* v, Moments<acc_t> m, int64_t n, acc_t* xhat) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) xhat[j] *= rstd;
-  return rstd;
+  for (int64_t j = 0; j < n; ++j) xhat[j] = (acc_t(v[j]) - m.mean) * m.rstd;
 }
 
 // Given dL/dy for y = gamma * xhat (+ beta), writes dL/dv for v the un-normalised input.
@@ -227,7 +241,10 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
   }
 }
 
-// Forward pointwise pass of step t, row b. ah: (G) row of h_in W_hh^T. scratch: H values.
+// Scratch values forward_row needs per thread.
+inline int64_t forward_scratch(int64_t H, bool ln) { return ln ? 10 * H : H; }
+
+// Forward pointwise pass of step t, row b. ah: (G) row of h_in W_hh^T. scratch: forward_scratch(H, ln) values.
 template <typename scalar_t, typename acc_t>
 inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
                         acc_t* __restrict scratch) {
@@ -236,15 +253,13 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
   acc_t* cs = L.cseq + r * H;
   acc_t* tm = L.tanhm + s * H;
   acc_t* h = scratch;  // (H) o * tanh(m)
-  if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0
+  if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0 (so backward's rebuild gives xhat = 0)
     std::fill(gt, gt + G, acc_t(0));
     std::fill(cs, cs + H, acc_t(0));
     std::fill(tm, tm + H, acc_t(0));
     if (L.cnew) std::fill(L.cnew + s * H, L.cnew + (s + 1) * H, acc_t(0));
     if (L.ln) {
-      std::fill(L.xhat_ih + s * G, L.xhat_ih + (s + 1) * G, acc_t(0));
-      std::fill(L.xhat_hh + s * G, L.xhat_hh + (s + 1) * G, acc_t(0));
-      std::fill(L.chat + s * H, L.chat + (s + 1) * H, acc_t(0));
+      std::fill(L.mean + s * 3, L.mean + (s + 1) * 3, acc_t(0));
       std::fill(L.rstd + s * 3, L.rstd + (s + 1) * 3, acc_t(0));
     }
     if (L.proj) {
@@ -264,18 +279,23 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
       gates_forward<false, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
     }
   } else {  // a = LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b,  m = LN(c'; gamma_c, beta_c)
-    acc_t* xi = L.xhat_ih + s * G;
-    acc_t* xh = L.xhat_hh + s * G;
-    L.rstd[s * 3 + 0] = normalise(ax, xi, G, L.eps);
-    L.rstd[s * 3 + 1] = normalise(ah, xh, G, L.eps);
+    // The normalised values live in scratch; only their moments are saved (see the top of this file).
+    acc_t* xi = scratch + H;   // (G) normalised a_x
+    acc_t* xh = xi + G;        // (G) normalised a_h
+    acc_t* ch = xh + G;        // (H) normalised c'
+    const Moments<acc_t> mx = moments(ax, G, L.eps), mh = moments(ah, G, L.eps);
+    normalise(ax, mx, G, xi);  // before gt is written: ax may be gt
+    normalise(ah, mh, G, xh);
     for (int64_t j = 0; j < G; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
     if (L.coupled) {
       gates_forward<true, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
     } else {
       gates_forward<false, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
     }
-    acc_t* ch = L.chat + s * H;
-    L.rstd[s * 3 + 2] = normalise(cn, ch, H, L.eps);
+    const Moments<acc_t> mc = moments(cn, H, L.eps);
+    normalise(cn, mc, H, ch);
+    const Moments<acc_t> saved[3] = {mx, mh, mc};
+    for (int k = 0; k < 3; ++k) L.mean[s * 3 + k] = saved[k].mean, L.rstd[s * 3 + k] = saved[k].rstd;
     const acc_t* o = gt + 3 * H;
     for (int64_t j = 0; j < H; ++j) {
       tm[j] = tanh_(L.gamma_c[j] * ch[j] + L.beta_c[j]);
@@ -323,18 +343,41 @@ inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b
   }
 }
 
+// Backward with ln, step t row b, before the step's pass: the normalised values forward did not keep, from the
+// saved mean and rstd: xhat_ih from ax (G, a_x recomputed by a GEMM), xhat_hh from ah (G, a_h likewise) and chat
+// from c' (saved). ax, ah may be the xhat rows themselves (rebuilt in place), so no __restrict.
+template <typename scalar_t, typename acc_t>
+inline void rebuild_ln_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* ax,
+                           const scalar_t* ah) {
+  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), k = L.crow(t, b);
+  acc_t* xi = L.xhat_ih + k * G;
+  acc_t* xh = L.xhat_hh + k * G;
+  acc_t* ch = L.chat + k * H;
+  if (!L.valid(t, b)) {  // as forward recorded them: 0 (whatever the padding of x holds)
+    std::fill(xi, xi + G, acc_t(0));
+    std::fill(xh, xh + G, acc_t(0));
+    std::fill(ch, ch + H, acc_t(0));
+    return;
+  }
+  const acc_t* mean = L.mean + r * 3;
+  const acc_t* rstd = L.rstd + r * 3;
+  normalise(ax, Moments<acc_t>{mean[0], rstd[0]}, G, xi);
+  normalise(ah, Moments<acc_t>{mean[1], rstd[1]}, G, xh);
+  normalise((L.cnew ? L.cnew : L.cseq) + r * H, Moments<acc_t>{mean[2], rstd[2]}, H, ch);
+}
+
 // Backward, second half, step t row b: from dr (H) = grad of o * tanh(m) to dA (G) and the grad of c_{t-1}.
 // scratch: 6H values.
 template <typename scalar_t, typename acc_t, typename in_t>
 inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const in_t* __restrict dr,
                               acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = 4 * H, r = L.row(t, b);
+  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), k = L.crow(t, b);
   if (!L.valid(t, b)) {
-    std::fill(L.dA + r * G, L.dA + (r + 1) * G, scalar_t(0));
+    std::fill(L.dA + k * G, L.dA + (k + 1) * G, scalar_t(0));
     if (L.ln) {
-      std::fill(L.dax + r * G, L.dax + (r + 1) * G, scalar_t(0));
-      std::fill(L.dah + r * G, L.dah + (r + 1) * G, scalar_t(0));
-      std::fill(L.dm + r * H, L.dm + (r + 1) * H, acc_t(0));
+      std::fill(L.dax + k * G, L.dax + (k + 1) * G, scalar_t(0));
+      std::fill(L.dah + k * G, L.dah + (k + 1) * G, scalar_t(0));
+      std::fill(L.dm + k * H, L.dm + (k + 1) * H, acc_t(0));
     }
     return;
   }
@@ -345,9 +388,9 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   acc_t* __restrict dcn = scratch + G;  // (H) grad of c' through m
   // through h = o * tanh(m): grad of m, then of c' via LN if any
   if (L.ln) {
-    acc_t* __restrict dm = L.dm + r * H;
+    acc_t* __restrict dm = L.dm + k * H;
     for (int64_t j = 0; j < H; ++j) dm[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
-    normalise_backward(dm, L.gamma_c, L.chat + r * H, L.rstd[r * 3 + 2], H, dcn);
+    normalise_backward(dm, L.gamma_c, L.chat + k * H, L.rstd[r * 3 + 2], H, dcn);
   } else {
     for (int64_t j = 0; j < H; ++j) dcn[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
   }
@@ -358,11 +401,11 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   } else {
     gates_backward<false>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
   }
-  scalar_t* __restrict dA = L.dA + r * G;
+  scalar_t* __restrict dA = L.dA + k * G;
   for (int64_t j = 0; j < G; ++j) dA[j] = scalar_t(da[j]);
   if (L.ln) {
-    normalise_backward(da, L.gamma_ih, L.xhat_ih + r * G, L.rstd[r * 3 + 0], G, L.dax + r * G);
-    normalise_backward(da, L.gamma_hh, L.xhat_hh + r * G, L.rstd[r * 3 + 1], G, L.dah + r * G);
+    normalise_backward(da, L.gamma_ih, L.xhat_ih + k * G, L.rstd[r * 3 + 0], G, L.dax + k * G);
+    normalise_backward(da, L.gamma_hh, L.xhat_hh + k * G, L.rstd[r * 3 + 1], G, L.dah + k * G);
   }
 }
 

@@ -3,9 +3,17 @@
 //
 // Forward:  a_x = X W_ih^T for all T*B rows at once (one GEMM); per step one GEMM a_h = h_in W_hh^T and one
 //           pointwise pass over the batch rows in parallel (plus the projection GEMM and a short pass with proj).
-// Backward: per step the pointwise pass and one GEMM dh = dA_h W_hh (two with proj); then dW_ih, dW_hh, dX and
-//           dW_hr are single GEMMs over all T*B rows and db, dpeephole, dgamma fixed-order reductions.
-// No atomics and no cross-thread accumulation: the same inputs give bitwise the same outputs on every run.
+//           It saves for backward h_in, the gates, c after each step, tanh(m) (and c' before zoneout, the
+//           projection's input); with layer norm only the mean and rstd of a_x, a_h and c', not their normalised
+//           values.
+// Backward: in chunks of K steps from the last (K * B ~ 1024 rows, see chunk_steps). Per chunk: with layer
+//           norm, a_x and a_h of its steps again (one GEMM each) and
+//           their normalised values rebuilt from the saved moments; per step the pointwise pass and one GEMM
+//           dh = dA_h W_hh (two with proj); then the chunk's share of dW_ih, dW_hh, dW_hr (GEMMs added to the
+//           totals), of dX (a GEMM into its rows) and of db, dpeephole, dgamma (reductions added to the totals).
+//           Only the chunk's dA, dA_x, dA_h, dm live at once, not (T, B, 4H) of each.
+// No atomics and no cross-thread accumulation, chunks always added in the same order: the same inputs give
+// bitwise the same outputs on every run.
 //
 // The arguments arrive prepared by fused.py: contiguous, x's dtype for GEMM operands (x, h0, weights), the
 // accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
@@ -29,12 +37,12 @@ namespace lstmkit {
 
 using at::Tensor;
 
-// Steps per chunk when streaming: enough rows (K * B) for an efficient a_x GEMM, few enough that the chunk's
-// buffers stay small (at B = 64, H = 512: 16 steps, 8 MB of a_x).
+// Steps per chunk when streaming, and in backward: enough rows (K * B) for an efficient GEMM, few enough that
+// the chunk's buffers stay small (at B = 64, H = 512: 16 steps, 8 MB of a_x).
 int64_t chunk_steps(int64_t T, int64_t B) { return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B)); }
 
-// Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, xhat_ih, xhat_hh, chat,
-// rstd (undefined where the configuration has none).
+// Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, mean, rstd (undefined
+// where the configuration has none).
 // Without `save` (no backward to come) and without `records` (no trace), the call streams: a_x, the gates and
 // c_seq exist for one chunk of steps at a time, so the memory a call holds besides y does not grow with T, and
 // gates and c_seq come back empty (0, B, .).
@@ -69,11 +77,8 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
     if (!ax.defined()) {
       ax = matmul_nt(gemm, xk, w_ih);
-    } else if (gemm == Gemm::Mkl && x.scalar_type() != at::kBFloat16) {
-      Tensor out = ax.slice(0, 0, k * B);
-      at::mm_out(out, xk, w_ih.t());
     } else {
-      ax.slice(0, 0, k * B).copy_(matmul_nt(gemm, xk, w_ih));
+      matmul_nt_into(gemm, xk, w_ih, ax.slice(0, 0, k * B));
     }
   };
   project_input(0);
@@ -86,13 +91,9 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   Tensor hraw = proj ? cached_empty({TS, B, H}, so) : Tensor();
   Tensor cnew = zoneout ? cached_empty({TS, B, H}, ao) : Tensor();
   Tensor tanhm = cached_empty({TS, B, H}, ao);
-  Tensor xhat_ih, xhat_hh, chat, rstd;
-  if (ln) {
-    xhat_ih = cached_empty({TS, B, G}, ao);
-    xhat_hh = cached_empty({TS, B, G}, ao);
-    chat = cached_empty({TS, B, H}, ao);
-    rstd = at::empty({TS, B, 3}, ao);
-  }
+  // Layer norm: the moments of a_x, a_h and c', from which backward rebuilds their normalised values.
+  Tensor mean = ln ? at::empty({TS, B, 3}, ao) : Tensor();
+  Tensor rstd = ln ? at::empty({TS, B, 3}, ao) : Tensor();
   Tensor ah_buf = at::empty({B, G}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
   const StepWeight W_hh(gemm, w_hh, B);
@@ -119,8 +120,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.h = h.data_ptr<acc_t>(), L.c = c.data_ptr<acc_t>();
     L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
     L.tanhm = tanhm.data_ptr<acc_t>();
-    L.xhat_ih = data_or_null<acc_t>(xhat_ih), L.xhat_hh = data_or_null<acc_t>(xhat_hh);
-    L.chat = data_or_null<acc_t>(chat), L.rstd = data_or_null<acc_t>(rstd);
+    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
       if (stream && t > 0 && t % K == 0) {  // the next chunk: its a_x, into the same buffers
@@ -130,7 +130,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
       Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
-        std::vector<acc_t> scratch(H);
+        std::vector<acc_t> scratch(forward_scratch(H, ln));
         for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
       });
       if (proj) {
@@ -146,8 +146,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     gates = at::empty({0, B, G}, ao);
     cseq = at::empty({0, B, H}, ao);
   }
-  return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq,
-          hin, hraw, cnew, tanhm, xhat_ih, xhat_hh, chat, rstd};
+  return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq, hin, hraw, cnew, tanhm, mean, rstd};
 }
 
 // Returns dx, dh0, dc0, dw_ih, dw_hh, db (of b_ih and of b_hh alike), dw_hr, dpeephole (3, H), dgamma_ih,
@@ -162,9 +161,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
                                   const OptTensor& recurrent_mask, const OptTensor& z_c, const OptTensor& z_h,
                                   double zoneout_p, int64_t gemm_id, const Tensor& hin, const OptTensor& hraw,
                                   const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& xhat_ih, const OptTensor& xhat_hh,
-                                  const OptTensor& chat, const OptTensor& rstd, bool has_bias, bool has_peephole,
-                                  bool need_dx) {
+                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool has_bias,
+                                  bool has_peephole, bool need_dx) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih);
@@ -172,11 +170,70 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   auto ao = bias.options();
   Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, R}, ao);  // (B, R)
   Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);        // (B, H)
-  Tensor dA = cached_empty({T, B, G}, so);
-  Tensor dax = ln ? cached_empty({T, B, G}, so) : dA;
-  Tensor dah = ln ? cached_empty({T, B, G}, so) : dA;
-  Tensor dm = ln ? cached_empty({T, B, H}, ao) : Tensor();
-  Tensor dhnew = proj ? cached_empty({T, B, R}, so) : Tensor();
+
+  // Steps per chunk. Chunks keep the backward-only buffers at a few MB: one (T, B, 4H) tensor at T=100, B=64,
+  // H=512 is 52 MB, and layer norm would need five (its peak forward+backward fell from 472 to 191 MB). Without
+  // layer norm nothing is recomputed and the chunks cost no speed: forward+backward (2 threads, median of 7,
+  // interleaved) at T=100, B=64, H=512 and T=1000, B=32, H=128 took 251/123 ms plain and 256/128 ms with
+  // peephole, against 250/125 and 261/145 with all steps at once. Layer norm pays for its two recomputed GEMMs:
+  // 377 ms against 319 at T=100, B=64, H=512; 159 against 152 at T=150, B=64, H=256.
+  const int64_t K = chunk_steps(T, B);
+  // Chunk buffers, rows crow(t, b) (see Layer in lstm_cell.h).
+  Tensor dA = cached_empty({K, B, G}, so);
+  Tensor dax = ln ? cached_empty({K, B, G}, so) : dA;
+  Tensor dah = ln ? cached_empty({K, B, G}, so) : dA;
+  Tensor dm = ln ? cached_empty({K, B, H}, ao) : Tensor();
+  Tensor dhnew = proj ? cached_empty({K, B, R}, so) : Tensor();
+  // Layer norm: the chunk's a_x and a_h recomputed (K * B, G), and their normalised values, rebuilt in place when
+  // the GEMMs run in acc_t (fp32, fp64).
+  Tensor ax = ln ? cached_empty({K * B, G}, so) : Tensor();
+  Tensor ah = ln ? cached_empty({K * B, G}, so) : Tensor();
+  const bool in_place = so.dtype() == ao.dtype();
+  Tensor xhat_ih = ln ? (in_place ? ax.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
+  Tensor xhat_hh = ln ? (in_place ? ah.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
+  Tensor chat = ln ? cached_empty({K, B, H}, ao) : Tensor();
+
+  // The totals the chunks add to, in acc_t (the weight grads are cast to x's dtype at the end).
+  Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
+  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, R}, ao);
+  Tensor dw_hr = proj ? at::zeros({R, H}, ao) : Tensor();
+  Tensor db = has_bias ? at::zeros({G}, ao) : Tensor();
+  Tensor dpeep = has_peephole ? at::zeros({3, H}, ao) : Tensor();
+  Tensor dg_ih, dg_hh, dg_c, db_c;
+  if (ln) {
+    dg_ih = at::zeros({G}, ao), dg_hh = at::zeros({G}, ao), dg_c = at::zeros({H}, ao), db_c = at::zeros({H}, ao);
+  }
+
+  // Chunk [t0, t1)'s share of the GEMMs over all rows and of the reductions, once its steps are done.
+  auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
+    const int64_t k = t1 - t0, n = k * B;  // steps, rows
+    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
+    add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
+    add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, R}));
+    if (proj) {
+      add_matmul(gemm, dw_hr, dhnew.view({K * B, R}).slice(0, 0, n).t(), hraw->slice(0, t0, t1).view({n, H}));
+    }
+    Tensor dA_k = dA.slice(0, 0, k).to(ao.dtype());  // (k, B, G) in acc_t for the reductions
+    if (has_bias) db.add_(dA_k.sum({0, 1}));
+    if (has_peephole) {
+      Tensor d4 = dA_k.view({k, B, 4, H});
+      Tensor c_prev = t0 > 0 ? cseq.slice(0, t0 - 1, t1 - 1)
+                             : at::cat({c0.unsqueeze(0), cseq.slice(0, 0, t1 - 1)}, 0);  // (k, B, H)
+      Tensor c_new = (given(cnew) ? *cnew : cseq).slice(0, t0, t1);                      // (k, B, H)
+      dpeep.add_(at::stack({(d4.select(2, 0) * c_prev).sum({0, 1}), (d4.select(2, 1) * c_prev).sum({0, 1}),
+                            (d4.select(2, 3) * c_new).sum({0, 1})}));
+    }
+    if (ln) {
+      Tensor dm_k = dm.slice(0, 0, k);
+      dg_ih.add_((dA_k * xhat_ih.slice(0, 0, k)).sum({0, 1}));
+      dg_hh.add_((dA_k * xhat_hh.slice(0, 0, k)).sum({0, 1}));
+      dg_c.add_((dm_k * chat.slice(0, 0, k)).sum({0, 1}));
+      db_c.add_(dm_k.sum({0, 1}));
+    }
+  };
+
   const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, G)
   const std::optional<StepWeight> W_hr_t =
       proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
@@ -199,22 +256,36 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     L.c0 = c0.data_ptr<acc_t>();
     L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
     L.tanhm = tanhm.data_ptr<acc_t>();
-    L.xhat_ih = data_or_null<acc_t>(xhat_ih), L.xhat_hh = data_or_null<acc_t>(xhat_hh);
-    L.chat = data_or_null<acc_t>(chat), L.rstd = data_or_null<acc_t>(rstd);
+    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>(), L.dc = dc.data_ptr<acc_t>();
     L.dhnew = data_or_null<scalar_t>(dhnew);
     L.dA = dA.data_ptr<scalar_t>(), L.dax = dax.data_ptr<scalar_t>(), L.dah = dah.data_ptr<scalar_t>();
     L.dm = data_or_null<acc_t>(dm);
+    L.xhat_ih = data_or_null<acc_t>(xhat_ih), L.xhat_hh = data_or_null<acc_t>(xhat_hh);
+    L.chat = data_or_null<acc_t>(chat);
 
-    for (int64_t t = T - 1; t >= 0; --t) {
+    // Layer norm: the normalised a_x, a_h and c' of steps [t0, t1), which forward did not keep.
+    auto rebuild_chunk = [&](int64_t t0, int64_t t1) {
+      const int64_t n = (t1 - t0) * B;  // rows
+      matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, G)
+      matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, G)
+      const scalar_t* ax_p = ax.data_ptr<scalar_t>();
+      const scalar_t* ah_p = ah.data_ptr<scalar_t>();
+      at::parallel_for(0, n, grain(4 * H), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) rebuild_ln_row(L, t0 + r / B, r % B, ax_p + r * G, ah_p + r * G);
+      });
+    };
+
+    // Step t's pointwise pass: dA(t) (and dA_x, dA_h, dm) from the grads of the state after it.
+    auto backward_step = [&](int64_t t) {
       const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
       if (proj) {
         at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b)
-            backward_h_row(L, t, b, dhg_p ? dhg_p + b * R : nullptr, L.dhnew + L.row(t, b) * R);
+            backward_h_row(L, t, b, dhg_p ? dhg_p + b * R : nullptr, L.dhnew + L.crow(t, b) * R);
         });
-        Tensor dr = W_hr_t->apply(dhnew.select(0, t), dr_buf);  // (B, H)
+        Tensor dr = W_hr_t->apply(dhnew.select(0, t - L.t0), dr_buf);  // (B, H)
         const scalar_t* dr_p = dr.data_ptr<scalar_t>();
         at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
           std::vector<acc_t> scratch(6 * H);
@@ -230,7 +301,17 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
           }
         });
       }
-      dhg = W_hh_t.apply(dah.select(0, t), dhg_buf);  // (B, R)
+    };
+
+    for (int64_t t1 = T; t1 > 0; t1 -= K) {  // chunks [t0, t1), the last first
+      const int64_t t0 = std::max<int64_t>(0, t1 - K);
+      L.t0 = t0;
+      if (ln) rebuild_chunk(t0, t1);
+      for (int64_t t = t1 - 1; t >= t0; --t) {
+        backward_step(t);
+        dhg = W_hh_t.apply(dah.select(0, t - t0), dhg_buf);  // (B, R), for step t - 1
+      }
+      accumulate_chunk(t0, t1);
     }
   });
 
@@ -239,32 +320,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   Tensor dc0 = dc.to(x.scalar_type());
-
-  const int64_t TB = T * B;
-  Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
-  Tensor dx = need_dx ? matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I}) : Tensor();
-  Tensor dw_ih = matmul(gemm, dax2.t(), x.reshape({TB, I}));  // (G, I)
-  Tensor dw_hh = matmul(gemm, dah2.t(), hin.view({TB, R}));   // (G, R)
-  Tensor dw_hr = proj ? matmul(gemm, dhnew.view({TB, R}).t(), hraw->view({TB, H})) : Tensor();  // (P, H)
-
-  Tensor dAa = dA.to(ao.dtype());  // (T, B, G) in acc_t for the reductions
-  Tensor db = has_bias ? dAa.sum({0, 1}) : Tensor();
-  Tensor dpeep;
-  if (has_peephole) {
-    Tensor d4 = dAa.view({T, B, 4, H});
-    Tensor c_prev = at::cat({c0.unsqueeze(0), cseq.slice(0, 0, T - 1)}, 0);  // (T, B, H)
-    Tensor c_new = given(cnew) ? *cnew : cseq;
-    dpeep = at::stack({(d4.select(2, 0) * c_prev).sum({0, 1}), (d4.select(2, 1) * c_prev).sum({0, 1}),
-                       (d4.select(2, 3) * c_new).sum({0, 1})});
-  }
-  Tensor dg_ih, dg_hh, dg_c, db_c;
-  if (ln) {
-    dg_ih = (dAa * *xhat_ih).sum({0, 1});
-    dg_hh = (dAa * *xhat_hh).sum({0, 1});
-    dg_c = (dm * *chat).sum({0, 1});
-    db_c = dm.sum({0, 1});
-  }
-  return {dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c};
+  auto in_x_dtype = [&](const Tensor& g) { return g.defined() ? g.to(x.scalar_type()) : g; };
+  return {dx, dh0, dc0, in_x_dtype(dw_ih), in_x_dtype(dw_hh), db, in_x_dtype(dw_hr), dpeep, dg_ih, dg_hh, dg_c, db_c};
 }
 
 }  // namespace lstmkit

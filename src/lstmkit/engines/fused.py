@@ -21,7 +21,14 @@ Steps t >= lengths[b] leave row b's state unchanged and give y = gates = c_seq =
 
 The algorithm is the one oneDNN and haste use: one GEMM X W_ih^T over all T*B rows; per step one GEMM
 h_in W_hh^T and one fused pointwise pass (rows in parallel); backward per step one pointwise pass and one GEMM
-dA W_hh, then dW_ih, dW_hh, dX (and dW_hr) as single GEMMs over all rows. Results are bitwise reproducible.
+dA W_hh, and dW_ih, dW_hh, dX (and dW_hr) as GEMMs over many rows at once. Results are bitwise reproducible.
+
+Backward runs in chunks of about 1024 rows (K steps of B rows), from the last: per chunk it runs the chunk's
+steps, then adds the chunk's share of dW_ih, dW_hh, dX and the parameter grads, so the grads of a (and with ln
+of a_x, a_h and m) exist for one chunk at a time instead of (T, B, 4H) each. With ln, forward saves only the mean
+and rstd of a_x = x W_ih^T, a_h = h_in W_hh^T and c', not their normalised values: backward recomputes the
+chunk's a_x and a_h (one GEMM each) and rebuilds them: two GEMMs more (forward+backward ~20% slower at T=100,
+B=64, H=512) for 40% of the peak memory (csrc/lstm_layer.cpp).
 """
 
 from __future__ import annotations
@@ -295,7 +302,7 @@ class _LSTMLayer(torch.autograd.Function):
                                   cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm, cfg.save,
                                   cfg.records)
         y, h_n, c_n, gates, c_seq = out[:5]
-        saved = out[5:] if len(out) > 5 else [None] * 8
+        saved = out[5:] if len(out) > 5 else [None] * 6  # hin, hraw, cnew, tanhm, mean, rstd (see csrc)
         ctx.cfg = cfg
         if cfg.save:
             ctx.save_for_backward(x, c0a, w_ih, w_hh, w_hr, bias, peep, *gammas, gates, c_seq, *saved)
@@ -308,14 +315,14 @@ class _LSTMLayer(torch.autograd.Function):
     def backward(ctx, dy, dh_n, dc_n, _dgates, _dc_seq):
         cfg = ctx.cfg
         (x, c0a, w_ih, w_hh, w_hr, bias, peep, g_ih, g_hh, g_c, b_c, gates, c_seq,
-         hin, hraw, cnew, tanhm, xhat_ih, xhat_hh, chat, rstd) = ctx.saved_tensors
+         hin, hraw, cnew, tanhm, mean, rstd) = ctx.saved_tensors
         if x.shape[0] == 0:  # no steps: the state passed straight through, nothing else was used
             return (torch.zeros_like(x), dh_n, dc_n) + (None,) * 11
         dy, dh_n, dc_n = (_c(d, x.dtype) for d in (dy, dh_n, dc_n))
         with torch.autocast("cpu", enabled=False):
             grads = _module.backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, g_ih,
                                      g_hh, g_c, b_c, cfg.coupled, cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p,
-                                     cfg.gemm, hin, hraw, gates, c_seq, cnew, tanhm, xhat_ih, xhat_hh, chat, rstd,
+                                     cfg.gemm, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd,
                                      cfg.has_b_ih or cfg.has_b_hh, cfg.has_peephole, ctx.needs_input_grad[0])
         dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c = grads
         dt = x.dtype
