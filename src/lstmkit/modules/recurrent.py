@@ -192,10 +192,10 @@ class Recurrent(nn.Module):
     def _engine(self, trace: bool, seq: Sequences):
         """The engine for this call. An explicit backend that cannot serve it raises. ``auto`` takes, in order:
         the fused engine for traces without gradients (it keeps the gates anyway, so a trace costs what a forward
-        costs, where replaying them after torch's kernel costs up to 1.8x more) and for ``proj_size`` (where torch
-        leaves oneDNN for a slower path); torch's kernel wherever it computes exactly this call; the fused engine;
-        the reference loop. Traces with gradients enabled need differentiable records, which the fused engine
-        does not keep."""
+        costs, where replaying them after torch's kernel costs up to 2x more), for ``proj_size`` (where torch
+        leaves oneDNN for a slower path) and for the GRU (see ``compiled.faster_than_torch``); torch's kernel
+        wherever it computes exactly this call; the fused engine; the reference loop. Traces with gradients
+        enabled need differentiable records, which the fused engine does not keep."""
         x = seq.padded if seq.padded is not None else seq.data
         config = self._config()
         differentiable_trace = trace and torch.is_grad_enabled()
@@ -210,8 +210,8 @@ class Recurrent(nn.Module):
                 raise InputError(f"backend={self.backend!r} cannot run this call: {reason}")
             return torch_kernel if self.backend == "torch" else compiled
         torch_ok = torch_kernel.why_not(self.cell, config) is None
-        fused_first = (trace and not differentiable_trace) or self.cell.proj_size > 0
-        if fused_first and compiled.why_not(self.cell, x) is None:
+        fused_first = trace or self.cell.proj_size > 0 or compiled.faster_than_torch(self.cell)
+        if fused_first and not differentiable_trace and compiled.why_not(self.cell, x) is None:
             return compiled
         if torch_ok:
             return torch_kernel
