@@ -57,11 +57,13 @@ ROWS = {
     "torch.nn proj": ("torch.nn.LSTM", {"proj_size": -1}),
     "proj": ("LSTM", {"proj_size": -1}),
     "torch.nn GRU": ("torch.nn.GRU", {}),
+    "GRU": ("GRU", {}),
     "GRU trace": ("GRU", {}),
     "GRU trace on torch": ("GRU", {"backend": "torch"}),        # torch's kernel + replay, for comparison
     "GRU recurrent_dropout": ("GRU", {"recurrent_dropout": 0.25}),
     "GRU zoneout": ("GRU", {"zoneout": 0.1}),
     "torch.nn RNN": ("torch.nn.RNN", {}),
+    "RNN": ("RNN", {}),
     "RNN trace": ("RNN", {}),
     "RNN trace on torch": ("RNN", {"backend": "torch"}),
     "RNN recurrent_dropout": ("RNN", {"recurrent_dropout": 0.25}),
@@ -84,7 +86,7 @@ def baseline(row: str) -> str:
 
 
 QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj",
-              "torch.nn GRU", "GRU trace")
+              "torch.nn GRU", "GRU", "GRU trace")
 
 
 class NaiveLSTM(torch.nn.Module):
