@@ -108,9 +108,9 @@ def test_auto_runs_recurrent_dropout_and_zoneout_fused(kind, extra):
         assert module.engine_for(x, trace=True) == "reference"     # differentiable records need autograd's loop
 
 
-def test_fused_gru_bf16_under_autocast_is_close_to_float32():
+def test_fused_rnn_bf16_under_autocast_is_close_to_float32():     # (the GRU ignores autocast, as torch.nn's)
     torch.manual_seed(0)
-    gru = lstmkit.GRU(16, 32, num_layers=2, zoneout=0.1, backend="fused")
+    gru = lstmkit.RNN(16, 32, num_layers=2, zoneout=0.1, backend="fused")
     x = torch.randn(20, 4, 16, requires_grad=True)
     torch.manual_seed(1)                                        # the same zoneout masks in both calls
     want = gru(x)[0]
@@ -134,3 +134,30 @@ def test_double_backward_needs_torch_or_reference_backend():
         else:
             with pytest.raises(RuntimeError, match="differentiate twice"):
                 g.square().sum().backward()
+
+
+@pytest.mark.parametrize(("kind", "kw"), [("GRU", {}), ("RNN", {"zoneout": 0.1}), ("LSTM", {"peephole": True})])
+def test_output_modified_in_place_still_backpropagates(kind, kw):
+    module = getattr(lstmkit, kind)(3, 4, **kw)
+    x = torch.randn(5, 2, 3, requires_grad=True)
+    out, _ = module(x)
+    assert module.engine_for(x) == "fused"
+    out.mul_(2)                                            # torch.nn allows this; the engine must not save `out`
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_under_autocast_outputs_and_records_have_torch_nn_dtypes(kind):
+    torch.manual_seed(0)
+    ours = getattr(lstmkit, kind)(3, 4)
+    theirs = getattr(torch.nn, kind)(3, 4)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(5, 2, 3)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = theirs(x)[0]
+        got = ours(x)[0]
+        trace = ours.trace(x)
+    assert got.dtype == want.dtype                         # bf16 for LSTM and RNN, float32 for GRU
+    assert {r.dtype for _, _, rec in trace for r in rec} == {want.dtype}
+    torch.testing.assert_close(got.float(), want.float(), atol=2e-2, rtol=2e-2)

@@ -141,15 +141,16 @@ def test_two_runs_are_bitwise_equal(kind):
         assert torch.equal(a, b)
 
 
-def test_bfloat16_is_close_to_float32():
-    cfg = dict(kind="gru", T=12, B=4, I=8, H=16, bias=True, lengths=False, mask=False, zoneout=None)
-    args32, _ = make(cfg, torch.float32)
+@pytest.mark.parametrize("kind", ["gru", "tanh", "relu"])
+def test_bfloat16_is_close_to_float32(kind):
+    cfg = dict(kind=kind, T=12, B=4, I=8, H=16, bias=True, lengths=True, mask=True, zoneout="mask")
+    args32, opts = make(cfg, torch.float32)
     args16 = {k: v.detach().bfloat16().requires_grad_() for k, v in args32.items()}
-    (y32, h32, r32), g32 = outputs_and_grads(lambda: run_engine("gru", args32, {}), args32)
-    (y16, h16, r16), g16 = outputs_and_grads(lambda: run_engine("gru", args16, {}), args16)
+    (y32, h32, r32), g32 = outputs_and_grads(lambda: run_engine(kind, args32, opts), args32)
+    (y16, h16, r16), g16 = outputs_and_grads(lambda: run_engine(kind, args16, opts), args16)
     assert y16.dtype == torch.bfloat16 and r16.dtype == torch.float32
-    for a, b in zip([y16, h16, r16, *g16], [y32, h32, r32, *g32], strict=True):
-        torch.testing.assert_close(a.float(), b, atol=2e-2, rtol=2e-2)
+    for a, b in zip([y16, h16, r16, *g16], [y32, h32, r32, *g32], strict=True):  # bf16 rounding: 1e-2 relative
+        assert (a.float() - b).norm() <= 1e-2 * b.norm()
 
 
 def test_wrong_shape_names_the_argument():

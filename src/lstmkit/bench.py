@@ -43,7 +43,7 @@ QUICK_SHAPES = ("fastrnns", "long")
 INFERENCE_ONLY = ("device-inference",)
 
 # name: (module, keyword arguments). "naive" is the Python cell below; rows named "... trace ..." run
-# module.trace(x) (inference only); proj_size -1 means H/2. Each row's ratio is to its baseline (BASELINE).
+# module.trace(x) (inference only); proj_size -1 means H/2. Each row's ratio is to its baseline(row).
 ROWS = {
     "torch.nn": ("torch.nn.LSTM", {}),
     "naive": ("naive", {}),

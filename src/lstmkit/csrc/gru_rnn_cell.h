@@ -29,7 +29,8 @@ struct GruRnnLayer {
   const acc_t* zh;           // (T, B, H) zoneout keep-mask or null
   acc_t zp;                  // eval zoneout probability (0 = none)
   const int64_t* lengths;    // (B) or null
-  bool save;                 // keep every step of hin for backward (else two steps: this and the next)
+  bool save;                 // keep every step of what backward reads (else hin holds two steps, hn and hseq one)
+  bool records;              // keep every step's gates (a trace, or backward); else they hold one step
   // Forward buffers.
   const scalar_t* ax;        // (T, B, G) x W_ih^T, without bias
   scalar_t* hin;             // (T, B, H) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
@@ -37,8 +38,9 @@ struct GruRnnLayer {
   acc_t* h;                  // (B, H) state h
   acc_t* gates;              // (T, B, G) the records: RNN a; GRU r, z, n; saved
   acc_t* hn;                 // (T, B, H) GRU a_h,n = h_in W_hn^T + b_hn (backward's grad of r needs it); saved
+  acc_t* hseq;               // (T, B, H) GRU state h after each step, in acc_t (backward's grad of z); saved
   // Backward buffers.
-  const scalar_t* h0;        // (B, H)
+  const acc_t* h0;           // (B, H)
   const scalar_t* dy;        // (T, B, H) or null
   acc_t* dh_keep;            // (B, H) grad of state h that does not pass through W_hh (z ⊙ h, zoneout, padding)
   scalar_t *dax, *dah;       // (T, B, G) grad of a_x and of a_h (the same buffer for the RNN)
@@ -46,6 +48,9 @@ struct GruRnnLayer {
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
+  int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }        // hn, hseq
+  int64_t grow(int64_t t, int64_t b) const { return records ? row(t, b) : b; }     // gates
+  bool zoneout_on() const { return zh != nullptr || zp != acc_t(0); }
   acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return zh ? zh[row(t, b) * H + j] : zp; }
 };
 
@@ -54,21 +59,21 @@ struct GruRnnLayer {
 template <typename scalar_t, typename acc_t>
 inline void gru_rnn_forward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t t, int64_t b,
                                 const scalar_t* __restrict ah, acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = L.G, r = L.row(t, b);
-  acc_t* __restrict gt = L.gates + r * G;
+  const int64_t H = L.H, G = L.G, r = L.row(t, b), s = L.srow(t, b);
+  acc_t* __restrict gt = L.gates + L.grow(t, b) * G;
   acc_t* __restrict hs = L.h + b * H;   // state h_{t-1}, becomes h_t
   scalar_t* __restrict y = L.y + r * H;
   acc_t* __restrict h_new = scratch;
   if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0
     std::fill(gt, gt + G, acc_t(0));
-    if (L.hn) std::fill(L.hn + r * H, L.hn + (r + 1) * H, acc_t(0));
+    if (L.hn) std::fill(L.hn + s * H, L.hn + (s + 1) * H, acc_t(0));
     std::fill(y, y + H, scalar_t(0));
   } else {
     const scalar_t* __restrict ax = L.ax + r * G;
     const acc_t* __restrict b_ih = L.b_ih;
     const acc_t* __restrict b_hh = L.b_hh;
     if (L.kind == CellKind::Gru) {
-      acc_t* __restrict hn = L.hn + r * H;
+      acc_t* __restrict hn = L.hn + s * H;
 #pragma omp simd
       for (int64_t j = 0; j < H; ++j) {
         acc_t r_ = sigmoid(acc_t(ax[j]) + b_ih[j] + acc_t(ah[j]) + b_hh[j]);
@@ -90,12 +95,17 @@ inline void gru_rnn_forward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t t
         h_new[j] = relu ? (a > acc_t(0) ? a : acc_t(0)) : tanh_(a);
       }
     }
-    for (int64_t j = 0; j < H; ++j) {
-      acc_t z = L.zoneout(t, b, j);
-      hs[j] = z * hs[j] + (acc_t(1) - z) * h_new[j];
-      y[j] = scalar_t(hs[j]);
+    if (L.zoneout_on()) {
+      for (int64_t j = 0; j < H; ++j) {
+        acc_t z = L.zoneout(t, b, j);
+        hs[j] = z * hs[j] + (acc_t(1) - z) * h_new[j];
+      }
+    } else {
+      std::copy(h_new, h_new + H, hs);
     }
+    for (int64_t j = 0; j < H; ++j) y[j] = scalar_t(hs[j]);
   }
+  if (L.hseq) std::copy(hs, hs + H, L.hseq + s * H);
   if (t + 1 < L.T) {
     scalar_t* __restrict hin = L.hin + L.hrow(t + 1, b) * H;
     for (int64_t j = 0; j < H; ++j) hin[j] = scalar_t(L.mask ? hs[j] * L.mask[b * H + j] : hs[j]);
@@ -124,7 +134,7 @@ inline void gru_rnn_backward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t 
   const acc_t* __restrict gt = L.gates + r * G;
   if (L.kind == CellKind::Gru) {
     const acc_t* __restrict hn = L.hn + r * H;
-    const scalar_t* __restrict h_prev = t > 0 ? L.y + L.row(t - 1, b) * H : L.h0 + b * H;  // state h_{t-1}
+    const acc_t* __restrict h_prev = t > 0 ? L.hseq + L.row(t - 1, b) * H : L.h0 + b * H;  // state h_{t-1}
     for (int64_t j = 0; j < H; ++j) {
       acc_t d = keep[j] + (dy ? acc_t(dy[j]) : acc_t(0));  // grad of state h_t
       acc_t zo = L.zoneout(t, b, j);

@@ -45,12 +45,14 @@ GruRnnLayer<scalar_t, acc_t> make_layer(CellKind kind, int64_t T, int64_t B, int
 
 }  // namespace
 
-// Returns y (T, B, H), h_n (B, H), gates (T, B, G: the records), then what backward needs: hin, hn (GRU only).
-// Without `save` hin holds two steps (this one and the next) instead of all.
+// Returns y (T, B, H), h_n (B, H), gates (T, B, G: the records), then what backward needs: hin, hn and hseq
+// (GRU only). Without `save` (no backward to come) hin holds two steps (this one and the next) and hn one; without
+// `records` either, the gates hold one step and come back empty (0, B, G).
 std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                     const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                                     const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save) {
+                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save,
+                                    bool records) {
   const CellKind kind = static_cast<CellKind>(cell);
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
@@ -58,10 +60,14 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
   auto ao = b_ih.options();
   Tensor y = empty_big({T, B, H}, so);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
-  Tensor gates = cached_empty({T, B, G}, ao);
-  Tensor hn = kind == CellKind::Gru ? cached_empty({T, B, H}, ao) : Tensor();
+  const bool gru = kind == CellKind::Gru;
+  records = records || save;
+  Tensor gates_buf = cached_empty({records ? T : 1, B, G}, ao);
+  Tensor gates = records ? gates_buf : at::empty({0, B, G}, ao);
+  Tensor hn = gru ? cached_empty({save ? T : 1, B, H}, ao) : Tensor();
+  Tensor hseq = gru && save ? cached_empty({T, B, H}, ao) : Tensor();
   Tensor hin = cached_empty({save ? T : 2, B, H}, so);
-  if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn};
+  if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn, hseq};
   Tensor ax = cached_empty({T * B, G}, so);  // x W_ih^T, in reused memory (fresh memory is faulted in each call)
   matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
@@ -71,10 +77,11 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p);
-    L.save = save;
+    L.save = save, L.records = records;
     L.ax = ax.data_ptr<scalar_t>();
     L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
-    L.h = h.data_ptr<acc_t>(), L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn);
+    L.h = h.data_ptr<acc_t>(), L.gates = gates_buf.data_ptr<acc_t>();
+    L.hn = data_or_null<acc_t>(hn), L.hseq = data_or_null<acc_t>(hseq);
     for (int64_t t = 0; t < T; ++t) {
       Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
@@ -84,7 +91,7 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
       });
     }
   });
-  return {y, h.to(x.scalar_type()), gates, hin, hn};
+  return {y, h.to(x.scalar_type()), gates, hin, hn, hseq};
 }
 
 // Returns dx (undefined unless need_dx), dh0, dw_ih, dw_hh, db_ih, db_hh (undefined without bias; in the
@@ -92,9 +99,9 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
 std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
                                      const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
                                      const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id, const Tensor& y,
-                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn, bool has_bias,
-                                     bool need_dx) {
+                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id,
+                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn,
+                                     const OptTensor& hseq, bool has_bias, bool need_dx) {
   const CellKind kind = static_cast<CellKind>(cell);
   const Gemm gemm = static_cast<Gemm>(gemm_id);
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
@@ -107,14 +114,16 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
   Tensor dhg_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
   Tensor no_bias = at::zeros({G}, ao);
+  Tensor h0_acc = h0.to(ao.dtype());
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, no_bias, no_bias, lengths, recurrent_mask, z_h,
                                          zoneout_p);
     L.save = true;
-    L.y = y.data_ptr<scalar_t>(), L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn);
-    L.h0 = h0.data_ptr<scalar_t>();
+    L.records = true;
+    L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn), L.hseq = data_or_null<acc_t>(hseq);
+    L.h0 = h0_acc.data_ptr<acc_t>();
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>();
     L.dax = dax.data_ptr<scalar_t>(), L.dah = dah.data_ptr<scalar_t>();

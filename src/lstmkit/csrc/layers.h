@@ -34,13 +34,14 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                     const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                                     const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save);
+                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save,
+                                    bool records);
 
 std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
                                      const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
                                      const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id, const Tensor& y,
-                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn, bool has_bias,
-                                     bool need_dx);
+                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id,
+                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn,
+                                     const OptTensor& hseq, bool has_bias, bool need_dx);
 
 }  // namespace lstmkit

@@ -124,6 +124,8 @@ inline Moments<acc_t> moments(const in_t* __restrict v, int64_t n, acc_t eps) {
 }
 
 // xhat = (v - mean) * rstd. Forward and backward's rebuild both use it, so the same v gives bitwise the same xhat.
+// Backward's v is a_x, a_h recomputed by one GEMM over a chunk's rows, forward's came from per-step GEMMs: the same
+// bits where the library gives them for both (MKL and oneDNN did here, fp32 and bf16), else a rounding apart.
 // xhat may be v itself (the rebuild overwrites a recomputed a_x in place), so no __restrict.
 template <typename in_t, typename acc_t>
 inline void normalise(const in_t* v, Moments<acc_t> m, int64_t n, acc_t* xhat) {

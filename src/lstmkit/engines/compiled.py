@@ -1,7 +1,7 @@
 """The fused engine: the LSTM, GRU and Elman RNN recurrences compiled to C++ with hand-written backpropagation
 through time (:func:`lstmkit.engines.fused.lstm_layer`, :mod:`lstmkit.engines.fused_gru_rnn`), for everything
-torch's kernel cannot run: every LSTM variant and combination, ``proj_size``, recurrent dropout and zoneout, and
-traces, whose records are the gates the forward keeps anyway for its backward.
+torch's kernel cannot run (every LSTM variant and combination, recurrent dropout and zoneout, and traces, whose
+records are the gates the forward keeps anyway for its backward) and where it runs slower (``proj_size``, the GRU).
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMM operands and results are stored in bfloat16 while
 the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast. Where bf16
@@ -30,14 +30,17 @@ def faster_than_torch(cell: Cell) -> bool:
     """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it.
 
     True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.1-4x
-    slower than this engine at every recognised shape, fp32 and bf16 (BENCHMARKS.md). Not for the LSTM, whose
+    slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). Not for the LSTM, whose
     torch kernel is oneDNN's, nor the RNN (within ±10% in fp32).
     """
     return type(cell) is GRUCellMath
 
 
-def compute_dtype(x: Tensor) -> torch.dtype:
-    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+def compute_dtype(x: Tensor, cell: Cell | None = None) -> torch.dtype:
+    """The dtype a call computes in: autocast's where torch's own kernel follows autocast, else x's. torch has CPU
+    autocast rules for lstm and rnn_tanh/rnn_relu but none for gru (torch.nn.GRU returns float32 under a bf16
+    autocast), and the fused engine does as torch.nn does."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and type(cell) is not GRUCellMath:
         return torch.get_autocast_dtype("cpu")
     return x.dtype
 
@@ -49,8 +52,8 @@ def why_not(cell: Cell, x: Tensor | None = None) -> str | None:
     if x is not None:
         if x.device.type != "cpu":
             return f"the fused engine runs on CPU only, the input is on {x.device}"
-        if compute_dtype(x) not in DTYPES:
-            return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x)}"
+        if compute_dtype(x, cell) not in DTYPES:
+            return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x, cell)}"
     if not fused.is_available():
         return f"the fused engine could not be built here ({fused.unavailable_reason()})"
     return None
@@ -63,18 +66,21 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
-    dt = out_dt = compute_dtype(x)
+    dt = out_dt = compute_dtype(x, cell)
     if dt == torch.bfloat16 and fused.bf16_runs_as_fp32():
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
     if isinstance(cell, LSTMCellMath):
         y, state, records = _lstm(cell, cast(x), lengths, tuple(map(cast, state)), w, cast, masks, config, trace)
     else:
-        y, state, records = _gru_rnn(cell, cast(x), lengths, cast(state[0]), w, cast, masks, config)
+        y, state, records = _gru_rnn(cell, cast(x), lengths, cast(state[0]), w, cast, masks, config, trace)
     if out_dt != dt:
         y, state = y.to(out_dt), tuple(s.to(out_dt) for s in state)
-        records = (*records[:-1], y)                                            # every cell's last record is h
-    return y, state, records if trace else None
+    if not trace:
+        return y, state, None
+    # Records in the output's dtype, as a trace replayed from torch's kernel gives them (the engine keeps gates and
+    # c in the pointwise math's float32); every cell's last record is h, the output.
+    return y, state, (*(r.to(y.dtype) for r in records[:-1]), y)
 
 
 def _zoneout(masks: Masks, config: RunConfig):
@@ -84,14 +90,14 @@ def _zoneout(masks: Masks, config: RunConfig):
     return config.zoneout if config.zoneout > 0 else None
 
 
-def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config: RunConfig):
+def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool):
     zoneout = _zoneout(masks, config)
     zoneout = zoneout[0] if isinstance(zoneout, tuple) else zoneout             # the one state, h
     args = (x, h0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh))
-    opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout)
+    opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout, records=trace)
     if isinstance(cell, GRUCellMath):
         y, h_n, gates = fused_gru_rnn.gru_layer(*args, **opts)
-        r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each
+        r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each; empty unless trace
         return y, (h_n,), (r, z, n, y)
     y, h_n, a = fused_gru_rnn.rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
     return y, (h_n,), (a, y)

@@ -11,9 +11,10 @@ cells torch.nn also has. For step t, with h = h_{t-1}::
     y_t = h';  records_t = a (RNN) or (r, z, n) (GRU)
 
 Steps t >= lengths[b] leave row b's state unchanged and give y = records = 0. These are torch.nn.GRU's and
-torch.nn.RNN's equations (:mod:`lstmkit.cells.gru`, :mod:`lstmkit.cells.rnn`); torch's own kernel runs them
-faster when nothing else is asked, so ``backend="auto"`` takes this engine for traces and for recurrent dropout
-and zoneout, which torch's kernel cannot run.
+torch.nn.RNN's equations (:mod:`lstmkit.cells.gru`, :mod:`lstmkit.cells.rnn`). ``backend="auto"`` takes this
+engine on CPU for traces, recurrent dropout and zoneout, which torch's kernel cannot run, and for every GRU call
+(torch's CPU GRU is slower; see :func:`lstmkit.engines.compiled.faster_than_torch`); the plain RNN stays on
+torch's kernel, which is as fast.
 """
 
 from __future__ import annotations
@@ -31,31 +32,33 @@ _KINDS = {"tanh": 0, "relu": 1, "gru": 2}
 
 def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
               lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
-              zoneout: Tensor | float | None = None):
+              zoneout: Tensor | float | None = None, records: bool = True):
     """One GRU layer in one direction over a padded time-major batch; the equations are in the module docstring.
 
     Args (T steps, B batch, I input, H hidden): x (T, B, I); h0 (B, H); w_ih (3H, I), w_hh (3H, H), b_ih, b_hh
     (3H,) or None (rows r, z, n); lengths None or int64 (B,) in [0, T]; recurrent_mask None or (B, H), already
     scaled by 1/(1-p); zoneout None, a (T, B, H) 0/1 keep-mask (training) or a float p in [0, 1) (eval).
-    Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16.
+    Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16. records: return the gates;
+    when False they come back empty (0, B, 3H), and without a backward to come the call keeps one step of them.
 
     Returns ``(y (T, B, H), h_n (B, H), gates (T, B, 3H))``: y and h_n carry gradients to x, h0 and the weights;
     gates (activated r, z, n) are records without gradient, float32 for bfloat16 (the pointwise math's dtype).
+    Double backward and forward-mode AD are not supported.
     """
-    return _layer("gru", 3, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout)
+    return _layer("gru", 3, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records)
 
 
 def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
               nonlinearity: str = "tanh", lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
-              zoneout: Tensor | float | None = None):
+              zoneout: Tensor | float | None = None, records: bool = True):
     """One Elman RNN layer in one direction; as :func:`gru_layer` with w_ih (H, I), w_hh (H, H), b (H,) and
     ``nonlinearity`` "tanh" or "relu". Returns ``(y, h_n, a (T, B, H))``, a the pre-activation (a record)."""
     if nonlinearity not in ("tanh", "relu"):
         raise InputError(f"`nonlinearity` must be 'tanh' or 'relu', got {nonlinearity!r}")
-    return _layer(nonlinearity, 1, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout)
+    return _layer(nonlinearity, 1, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records)
 
 
-def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout):
+def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records):
     if not isinstance(x, Tensor) or x.dim() != 3:
         raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
     if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
@@ -96,47 +99,58 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
     if not fused.is_available():
         raise RuntimeError(fused.unavailable_reason())
     config = _Config(_KINDS[kind], lengths, recurrent_mask, z_h, zoneout_p, fused._gemm(), b_ih is not None,
-                     acc, fused.backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh))
-    return _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)
+                     acc, fused.backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records))
+    y, h_n, gates = _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)[:3]
+    return y, h_n, gates
 
 
 class _Config:
     """The non-differentiable arguments of one call, as the C++ side takes them."""
 
-    def __init__(self, kind, lengths, mask, z_h, zoneout_p, gemm, has_bias, acc, save):
+    def __init__(self, kind, lengths, mask, z_h, zoneout_p, gemm, has_bias, acc, save, records):
         self.kind, self.lengths, self.mask, self.z_h, self.zoneout_p = kind, lengths, mask, z_h, zoneout_p
-        self.gemm, self.has_bias, self.acc, self.save = gemm, has_bias, acc, save
+        self.gemm, self.has_bias, self.acc, self.save, self.records = gemm, has_bias, acc, save, records
+
+
+def _biases(b_ih, b_hh, G, acc):
+    return [torch.zeros(G, dtype=acc) if b is None else b.to(acc).contiguous() for b in (b_ih, b_hh)]
 
 
 class _GruRnnLayer(torch.autograd.Function):
+    """forward and setup_context kept apart (torch's current form for a Function); the engine's working tensors
+    for backward (hin, hn, hseq) come out as extra, non-differentiable outputs."""
+
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, cfg):
-        G = w_ih.shape[0]
-        zeros = torch.zeros(G, dtype=cfg.acc)
-        bias = [zeros if b is None else b.to(cfg.acc).contiguous() for b in (b_ih, b_hh)]
+    def forward(x, h0, w_ih, w_hh, b_ih, b_hh, cfg):
+        bias = _biases(b_ih, b_hh, w_ih.shape[0], cfg.acc)
         x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see gru_layer's docstring
-            y, h_n, gates, hin, hn = fused._module.gru_rnn_forward(
-                cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
-                cfg.save)
+            return tuple(fused._module.gru_rnn_forward(cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask,
+                                                       cfg.z_h, cfg.zoneout_p, cfg.gemm, cfg.save, cfg.records))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, h0, w_ih, w_hh, b_ih, b_hh, cfg = inputs
+        _, _, gates, hin, hn, hseq = output                     # y, h_n are the differentiable outputs
         ctx.cfg = cfg
         if cfg.save:
-            ctx.save_for_backward(x, h0, w_ih, w_hh, y, hin, gates, hn)
-        ctx.mark_non_differentiable(gates)
+            # hseq, not the output y: the caller may modify y in place (as torch.nn allows) before backward
+            ctx.save_for_backward(x, h0, w_ih, w_hh, hin, gates, hn, hseq)
+        ctx.mark_non_differentiable(*(t for t in (gates, hin, hn, hseq) if t is not None))
         ctx.set_materialize_grads(False)
-        return y, h_n, gates
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dy, dh_n, _dgates):
+    def backward(ctx, dy, dh_n, *_records):
         cfg = ctx.cfg
-        x, h0, w_ih, w_hh, y, hin, gates, hn = ctx.saved_tensors
+        x, h0, w_ih, w_hh, hin, gates, hn, hseq = ctx.saved_tensors
         if x.shape[0] == 0:  # no steps: the state passed straight through
             return torch.zeros_like(x), dh_n, None, None, None, None, None
         dy, dh_n = (d if d is None else d.to(x.dtype).contiguous() for d in (dy, dh_n))
+        x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):
             dx, dh0, dw_ih, dw_hh, db_ih, db_hh = fused._module.gru_rnn_backward(
                 cfg.kind, dy, dh_n, x, h0, w_ih, w_hh, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
-                y, hin, gates, hn, cfg.has_bias, ctx.needs_input_grad[0])
+                hin, gates, hn, hseq, cfg.has_bias, ctx.needs_input_grad[0])
         cast = (lambda g: g.to(x.dtype) if cfg.has_bias else None)  # noqa: E731
         return dx, dh0, dw_ih, dw_hh, cast(db_ih), cast(db_hh), None
