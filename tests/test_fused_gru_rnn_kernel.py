@@ -117,6 +117,13 @@ def test_matches_a_per_step_loop_in_float64(cfg):
     check(cfg, torch.float64, 1e-10)
 
 
+# Backward runs in chunks of ceil(1024 / B) steps: at B = 130 that is 8, so T = 20 gives chunks of 4, 8 and 8.
+@pytest.mark.parametrize("kind", ["gru", "tanh"])
+def test_backward_across_chunks_matches_a_per_step_loop(kind):
+    check(dict(kind=kind, T=20, B=130, I=5, H=6, bias=True, lengths=True, mask=True, zoneout="mask"),
+          torch.float64, 1e-10)
+
+
 @pytest.mark.parametrize("kind", ["gru", "tanh", "relu"])
 def test_gradcheck_float64(kind):
     cfg = dict(kind=kind, T=4, B=3, I=2, H=3, bias=True, lengths=True, mask=True, zoneout="mask")

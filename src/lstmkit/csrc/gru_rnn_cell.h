@@ -43,13 +43,15 @@ struct GruRnnLayer {
   const acc_t* h0;           // (B, H)
   const scalar_t* dy;        // (T, B, H) or null
   acc_t* dh_keep;            // (B, H) grad of state h that does not pass through W_hh (z ⊙ h, zoneout, padding)
-  scalar_t *dax, *dah;       // (T, B, G) grad of a_x and of a_h (the same buffer for the RNN)
+  int64_t t0;                // backward runs in chunks of steps [t0, t0 + K): dax, dah hold one chunk
+  scalar_t *dax, *dah;       // (K, B, G) grad of a_x and of a_h (the same buffer for the RNN)
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }        // hn, hseq
   int64_t grow(int64_t t, int64_t b) const { return records ? row(t, b) : b; }     // gates
+  int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }           // dax, dah
   bool zoneout_on() const { return zh != nullptr || zp != acc_t(0); }
   acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return zh ? zh[row(t, b) * H + j] : zp; }
 };
@@ -123,8 +125,8 @@ inline void gru_rnn_backward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t 
   if (dhg) {
     for (int64_t j = 0; j < H; ++j) keep[j] += (L.mask ? L.mask[b * H + j] : acc_t(1)) * acc_t(dhg[j]);
   }
-  scalar_t* __restrict dax = L.dax + r * G;
-  scalar_t* dah = L.dah + r * G;  // the same memory as dax for the RNN
+  scalar_t* __restrict dax = L.dax + L.crow(t, b) * G;
+  scalar_t* dah = L.dah + L.crow(t, b) * G;  // the same memory as dax for the RNN
   if (!L.valid(t, b)) {           // the state passed through unchanged: its grad stays in keep
     std::fill(dax, dax + G, scalar_t(0));
     if (dah != dax) std::fill(dah, dah + G, scalar_t(0));

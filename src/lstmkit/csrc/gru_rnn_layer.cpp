@@ -2,10 +2,11 @@
 // lstmkit/engines/fused_gru_rnn.py; the pointwise half of each step in gru_rnn_cell.h).
 //
 // The algorithm is the LSTM engine's (lstm_layer.cpp): a_x = X W_ih^T for all T*B rows at once; per step one GEMM
-// a_h = h_in W_hh^T and one pointwise pass over the rows in parallel. Backward per step: the pointwise pass and one
-// GEMM dA_h W_hh; then dW_ih, dW_hh and dX as single GEMMs over all rows, db fixed-order sums. The GRU needs two
-// gradients per step because r multiplies a_h,n: dA_x = (da_r, da_z, da_n) and dA_h = (da_r, da_z, r ⊙ da_n).
-// No atomics and no cross-thread accumulation: bitwise the same result on every run.
+// a_h = h_in W_hh^T and one pointwise pass over the rows in parallel. Backward in chunks of K steps from the last:
+// per step the pointwise pass and one GEMM dA_h W_hh; per chunk its share of dW_ih, dW_hh and dX as GEMMs over its
+// rows, of db as sums. The GRU needs two gradients per step because r multiplies a_h,n: dA_x = (da_r, da_z, da_n)
+// and dA_h = (da_r, da_z, r ⊙ da_n). No atomics, no cross-thread accumulation, chunks added in a fixed order:
+// bitwise the same result on every run.
 //
 // The arguments arrive prepared by fused_gru_rnn.py: contiguous, x's dtype for x, h0 and the weights, the
 // accumulation dtype (float for bfloat16, else x's) for the biases (zeros when absent) and the masks.
@@ -107,9 +108,28 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
   auto so = x.options();
   auto ao = gates.options();
+  const bool gru = kind == CellKind::Gru;
   Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);  // (B, H)
-  Tensor dax = cached_empty({T, B, G}, so);
-  Tensor dah = kind == CellKind::Gru ? cached_empty({T, B, G}, so) : dax;
+  // In chunks of K steps from the last, as the LSTM's backward: only a chunk's dA_x, dA_h exist at a time, and
+  // its share of dX, dW_ih, dW_hh and db is added once its steps are done, chunks always in the same order.
+  const int64_t K = chunk_steps(T, B);
+  Tensor dax = cached_empty({K, B, G}, so);
+  Tensor dah = gru ? cached_empty({K, B, G}, so) : dax;
+  Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
+  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, H}, ao);  // totals in acc_t
+  Tensor db_ih = has_bias ? at::zeros({G}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({G}, ao) : Tensor();
+  auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
+    const int64_t n = (t1 - t0) * B;  // rows
+    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
+    add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
+    add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, H}));
+    if (has_bias) {
+      db_ih.add_(dax_k.to(ao.dtype()).sum(0));
+      if (gru) db_hh.add_(dah_k.to(ao.dtype()).sum(0));
+    }
+  };
   const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, G)
   Tensor dhg_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
@@ -127,12 +147,17 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>();
     L.dax = dax.data_ptr<scalar_t>(), L.dah = dah.data_ptr<scalar_t>();
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, dhg_p ? dhg_p + b * H : nullptr);
-      });
-      dhg = W_hh_t.apply(dah.select(0, t), dhg_buf);  // (B, H)
+    for (int64_t t1 = T; t1 > 0; t1 -= K) {  // chunks [t0, t1), the last first
+      const int64_t t0 = std::max<int64_t>(0, t1 - K);
+      L.t0 = t0;
+      for (int64_t t = t1 - 1; t >= t0; --t) {
+        const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
+        at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, dhg_p ? dhg_p + b * H : nullptr);
+        });
+        dhg = W_hh_t.apply(dah.select(0, t - t0), dhg_buf);  // (B, H), for step t - 1
+      }
+      accumulate_chunk(t0, t1);
     }
   });
 
@@ -140,18 +165,9 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
   Tensor dh_in = dhg.defined() ? dhg.to(ao.dtype()) : at::zeros({B, H}, ao);
   if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
-
-  const int64_t TB = T * B;
-  Tensor dax2 = dax.view({TB, G}), dah2 = dah.view({TB, G});
-  Tensor dx = need_dx ? matmul_nt(gemm, dax2, w_ih.t().contiguous()).view({T, B, I}) : Tensor();
-  Tensor dw_ih = matmul(gemm, dax2.t(), x.reshape({TB, I}));  // (G, I)
-  Tensor dw_hh = matmul(gemm, dah2.t(), hin.view({TB, H}));   // (G, H)
-  Tensor db_ih, db_hh;
-  if (has_bias) {
-    db_ih = dax2.to(ao.dtype()).sum(0);
-    db_hh = kind == CellKind::Gru ? dah2.to(ao.dtype()).sum(0) : db_ih;
-  }
-  return {dx, dh0, dw_ih, dw_hh, db_ih, db_hh};
+  if (has_bias && !gru) db_hh = db_ih;  // the RNN's a_x and a_h have the same grad
+  auto in_x_dtype = [&](const Tensor& g) { return g.to(x.scalar_type()); };
+  return {dx, dh0, in_x_dtype(dw_ih), in_x_dtype(dw_hh), db_ih, db_hh};
 }
 
 }  // namespace lstmkit

@@ -12,6 +12,9 @@ namespace lstmkit {
 
 using at::Tensor;
 
+// Steps per chunk of a streaming forward or a backward (lstm_layer.cpp): K * B ~ 1024 rows.
+int64_t chunk_steps(int64_t T, int64_t B);
+
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
                                  const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
                                  const OptTensor& w_hr, const OptTensor& lengths, const OptTensor& gamma_ih,
