@@ -232,8 +232,8 @@ _PEAK_SCRIPT = """
 import resource, sys, warnings, torch, lstmkit
 warnings.filterwarnings("ignore")
 torch.set_num_threads({threads})
-T, B, I, H, train, kind, kw = {T}, {B}, {I}, {H}, {train}, {kind!r}, {kw!r}
-m = torch.nn.LSTM(I, H) if kind == "torch.nn" else lstmkit.LSTM(I, H, **kw)
+T, B, I, H, train, kind, cell, kw = {T}, {B}, {I}, {H}, {train}, {kind!r}, {cell!r}, {kw!r}
+m = getattr(torch.nn, cell)(I, H) if kind == "torch.nn" else getattr(lstmkit, cell)(I, H, **kw)
 m.train(train)
 x = torch.randn(T, B, I)
 
@@ -257,21 +257,22 @@ print(peak() - base)
 """
 
 
-def peak_memory_mb(kind: str, kw: dict, T: int, B: int, I: int, H: int, train: bool) -> float:
+def peak_memory_mb(kind: str, kw: dict, T: int, B: int, I: int, H: int, train: bool, cell: str = "LSTM") -> float:
     """Peak resident memory a call adds over building the module and its input, in MB, measured in a fresh
     process (one warm-up call in the same process would hide the first call's peak). On Linux the high-water
     mark is reset just before the call; elsewhere it is ru_maxrss, which an earlier transient peak can mask."""
     import subprocess
 
     code = _PEAK_SCRIPT.format(threads=torch.get_num_threads(), T=T, B=B, I=I, H=H, train=train, kind=kind,
-                               kw=kw)
+                               cell=cell, kw=kw)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1]) / 1024                  # KB on Linux
 
 
 def memory_rows(quick: bool) -> list[dict]:
-    """Forward+backward peak at the fastrnns shape (torch.nn vs lstmkit plain and variants), and inference peak
-    against T (the state memory an inference call holds should not grow with T beyond input and output)."""
+    """Forward+backward peak at the fastrnns shape (torch.nn vs lstmkit plain and variants; the GRU against
+    torch.nn.GRU), and inference peak against T (the state memory an inference call holds should not grow with T
+    beyond input and output)."""
     T, B, I, H = SHAPES["fastrnns"]
     rows = []
     kinds = [("torch.nn", {}), ("lstmkit", {}), ("peephole", {"peephole": True}), ("layer_norm", {"layer_norm": True})]
@@ -282,6 +283,11 @@ def memory_rows(quick: bool) -> list[dict]:
         mb = peak_memory_mb("torch.nn" if name == "torch.nn" else "lstmkit", kw, T, B, I, H, True)
         base = mb if base is None else base
         rows.append({"what": f"train peak, {name}", "T": T, "mb": mb, "ratio": mb / base if base > 0 else None})
+    if not quick:                                       # the GRU, which auto runs on the fused engine
+        gru = [peak_memory_mb(kind, {}, T, B, I, H, True, cell="GRU") for kind in ("torch.nn", "lstmkit")]
+        rows.append({"what": "train peak, torch.nn GRU", "T": T, "mb": gru[0], "ratio": 1.0})
+        rows.append({"what": "train peak, lstmkit GRU", "T": T, "mb": gru[1],
+                     "ratio": gru[1] / gru[0] if gru[0] > 0 else None})
     infer = [("lstmkit", {})] if quick else [("torch.nn", {}), ("lstmkit", {}), ("peephole", {"peephole": True})]
     for name, kw in infer:
         for steps in (100, 1000):
