@@ -18,10 +18,11 @@ KINDS = [("GRU", {}), ("RNN", {"nonlinearity": "tanh"}), ("RNN", {"nonlinearity"
 @st.composite
 def configs(draw):
     kind, extra = draw(st.sampled_from(KINDS))
-    kw = dict(input_size=draw(st.integers(1, 6)), hidden_size=draw(st.integers(1, 6)),
-              num_layers=draw(st.integers(1, 2)), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
-              bidirectional=draw(st.booleans()), recurrent_dropout=draw(st.sampled_from([0.0, 0.3])),
-              zoneout=draw(st.sampled_from([0.0, 0.2])), dropout=draw(st.sampled_from([0.0, 0.4])), **extra)
+    layers = draw(st.integers(1, 2))
+    kw = dict(input_size=draw(st.integers(1, 6)), hidden_size=draw(st.integers(1, 6)), num_layers=layers,
+              bias=draw(st.booleans()), batch_first=draw(st.booleans()), bidirectional=draw(st.booleans()),
+              recurrent_dropout=draw(st.sampled_from([0.0, 0.3])), zoneout=draw(st.sampled_from([0.0, 0.2])),
+              dropout=draw(st.sampled_from([0.0, 0.4])) if layers == 2 else 0.0, **extra)  # (between layers)
     form = draw(st.sampled_from(["batched", "unbatched", "packed", "packed_unsorted"]))
     return kind, kw, form, draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(st.booleans()), draw(st.booleans())
 
