@@ -169,3 +169,13 @@ def test_wrong_shape_names_the_argument():
                                 nonlinearity="sigmoid")
     with pytest.raises(InputError, match="`b_ih` and `b_hh` must both be given"):
         fused_gru_rnn.rnn_layer(x, torch.zeros(2, 5), torch.randn(5, 4), torch.randn(5, 5), torch.zeros(5), None)
+
+
+@pytest.mark.parametrize("kind", ["gru", "tanh"])
+def test_empty_batch_runs_forward_and_backward(kind):
+    cfg = dict(kind=kind, T=5, B=0, I=3, H=4, bias=True, lengths=False, mask=False, zoneout=None)
+    args, _ = make(cfg, torch.float32)
+    (y, h_n, _), grads = outputs_and_grads(lambda: run_engine(kind, args, {}), args)
+    assert y.shape == (5, 0, 4) and h_n.shape == (0, 4)
+    assert grads[2].shape == args["w_ih"].shape and not grads[2].any()
+

@@ -29,16 +29,16 @@ struct GruRnnLayer {
   const acc_t* zh;           // (T, B, H) zoneout keep-mask or null
   acc_t zp;                  // eval zoneout probability (0 = none)
   const int64_t* lengths;    // (B) or null
-  bool save;                 // keep every step of what backward reads (else hin holds two steps, hn and hseq one)
+  bool save;                 // keep every step of what backward reads (else hin holds two steps, hn one, no hseq)
   bool records;              // keep every step's gates (a trace, or backward); else they hold one step
   // Forward buffers.
   const scalar_t* ax;        // (T, B, G) x W_ih^T, without bias
   scalar_t* hin;             // (T, B, H) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
   scalar_t* y;               // (T, B, H) state h after each step (0 past a row's length)
   acc_t* h;                  // (B, H) state h
-  acc_t* gates;              // (T, B, G) the records: RNN a; GRU r, z, n; saved
-  acc_t* hn;                 // (T, B, H) GRU a_h,n = h_in W_hn^T + b_hn (backward's grad of r needs it); saved
-  acc_t* hseq;               // (T, B, H) GRU state h after each step, in acc_t (backward's grad of z); saved
+  acc_t* gates;              // (T or 1, B, G) the records: RNN a; GRU r, z, n; saved (rows: grow)
+  acc_t* hn;                 // (T or 1, B, H) GRU a_h,n = h_in W_hn^T + b_hn (backward's grad of r); saved (srow)
+  acc_t* hseq;               // (T, B, H) GRU state h after each step, in acc_t (backward's grad of z); save only
   // Backward buffers.
   const acc_t* h0;           // (B, H)
   const scalar_t* dy;        // (T, B, H) or null

@@ -39,7 +39,10 @@ using at::Tensor;
 
 // Steps per chunk when streaming, and in backward: enough rows (K * B) for an efficient GEMM, few enough that
 // the chunk's buffers stay small (at B = 64, H = 512: 16 steps, 8 MB of a_x).
-int64_t chunk_steps(int64_t T, int64_t B) { return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B)); }
+int64_t chunk_steps(int64_t T, int64_t B) {
+  B = std::max<int64_t>(B, 1);  // an empty batch: any chunk size will do, only not a division by zero
+  return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B));
+}
 
 // Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, mean, rstd (undefined
 // where the configuration has none).

@@ -4,7 +4,8 @@ torch's kernel cannot run (every LSTM variant and combination, recurrent dropout
 records are the gates the forward keeps anyway for its backward) and where it runs slower (``proj_size``, the GRU).
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMM operands and results are stored in bfloat16 while
-the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast. Where bf16
+the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast; outputs have the
+dtype torch.nn's have (bf16 for LSTM and RNN, x's for the GRU: see :func:`output_dtype`). Where bf16
 GEMMs are widened to fp32 anyway (:func:`fused.bf16_runs_as_fp32`), a call runs wholly in float32 and rounds its
 outputs to bfloat16: with bf16 storage every step converted its GEMM's operands and result, which cost more than
 the GEMMs saved (layer norm at T=1000, B=32, H=128, forward+backward: 269 ms in bf16 storage, 187 ms in fp32;
@@ -29,20 +30,25 @@ CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 def faster_than_torch(cell: Cell) -> bool:
     """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it.
 
-    True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.1-4x
+    True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.2-4.4x
     slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). Not for the LSTM, whose
     torch kernel is oneDNN's, nor the RNN (within ±10% in fp32).
     """
     return type(cell) is GRUCellMath
 
 
-def compute_dtype(x: Tensor, cell: Cell | None = None) -> torch.dtype:
-    """The dtype a call computes in: autocast's where torch's own kernel follows autocast, else x's. torch has CPU
-    autocast rules for lstm and rnn_tanh/rnn_relu but none for gru (torch.nn.GRU returns float32 under a bf16
-    autocast), and the fused engine does as torch.nn does."""
-    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and type(cell) is not GRUCellMath:
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype of a call's GEMMs: autocast's (CPU) when it is on, else x's."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         return torch.get_autocast_dtype("cpu")
     return x.dtype
+
+
+def output_dtype(x: Tensor, cell: Cell) -> torch.dtype:
+    """The dtype torch.nn returns for this cell: the compute dtype, but x's for the GRU. torch has CPU autocast
+    rules for lstm and rnn_tanh/rnn_relu but none for gru: torch.nn.GRU under a bf16 autocast runs its inner
+    GEMMs in bf16 (they are autocast ops) and returns float32."""
+    return x.dtype if type(cell) is GRUCellMath else compute_dtype(x)
 
 
 def why_not(cell: Cell, x: Tensor | None = None) -> str | None:
@@ -52,8 +58,8 @@ def why_not(cell: Cell, x: Tensor | None = None) -> str | None:
     if x is not None:
         if x.device.type != "cpu":
             return f"the fused engine runs on CPU only, the input is on {x.device}"
-        if compute_dtype(x, cell) not in DTYPES:
-            return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x, cell)}"
+        if compute_dtype(x) not in DTYPES:
+            return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x)}"
     if not fused.is_available():
         return f"the fused engine could not be built here ({fused.unavailable_reason()})"
     return None
@@ -66,7 +72,7 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
-    dt = out_dt = compute_dtype(x, cell)
+    dt, out_dt = compute_dtype(x), output_dtype(x, cell)
     if dt == torch.bfloat16 and fused.bf16_runs_as_fp32():
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
@@ -78,8 +84,8 @@ def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tenso
         y, state = y.to(out_dt), tuple(s.to(out_dt) for s in state)
     if not trace:
         return y, state, None
-    # Records in the output's dtype, as a trace replayed from torch's kernel gives them (the engine keeps gates and
-    # c in the pointwise math's float32); every cell's last record is h, the output.
+    # Records in the output's dtype, one rule for every cell (the engine keeps gates and c in the pointwise math's
+    # float32); every cell's last record is h, the output.
     return y, state, (*(r.to(y.dtype) for r in records[:-1]), y)
 
 

@@ -38,8 +38,9 @@ def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | 
     Args (T steps, B batch, I input, H hidden): x (T, B, I); h0 (B, H); w_ih (3H, I), w_hh (3H, H), b_ih, b_hh
     (3H,) or None (rows r, z, n); lengths None or int64 (B,) in [0, T]; recurrent_mask None or (B, H), already
     scaled by 1/(1-p); zoneout None, a (T, B, H) 0/1 keep-mask (training) or a float p in [0, 1) (eval).
-    Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16. records: return the gates;
-    when False they come back empty (0, B, 3H), and without a backward to come the call keeps one step of them.
+    Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16. records=False: no trace is
+    wanted; without a backward to come the call then keeps one step of the gates and returns them empty
+    (0, B, 3H) (with a backward, backward needs them all and they come back whole).
 
     Returns ``(y (T, B, H), h_n (B, H), gates (T, B, 3H))``: y and h_n carry gradients to x, h0 and the weights;
     gates (activated r, z, n) are records without gradient, float32 for bfloat16 (the pointwise math's dtype).
