@@ -181,6 +181,35 @@ def _expect(name: str, t, shape: tuple[int, ...], dtype: torch.dtype | None, fix
         raise InputError(f"`{name}` is on {t.device}; the fused engine runs on CPU only")
 
 
+def _check_x(x) -> tuple[int, int, int]:
+    """(T, B, I) of a layer's input, after checking it is a 3-d tensor of a dtype the engine runs."""
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
+    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
+        raise InputError(f"`x` must be float32, float64 or bfloat16, got {x.dtype}")
+    return tuple(x.shape)
+
+
+def _check_lengths(lengths: Tensor | None, T: int, B: int) -> Tensor | None:
+    """None, or int64 (B,) lengths in [0, T], made contiguous for the C++ side."""
+    if lengths is None:
+        return None
+    _expect("lengths", lengths, (B,), torch.int64)
+    if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
+        raise InputError(f"`lengths` must lie in [0, T={T}], got min {int(lengths.min())}, "
+                         f"max {int(lengths.max())}")
+    return lengths.contiguous()
+
+
+def _is_probability(zoneout) -> bool:
+    """Whether `zoneout` is an eval-mode probability (a number, not a mask); raises if it is out of [0, 1)."""
+    if not isinstance(zoneout, (float, int)) or isinstance(zoneout, bool):
+        return False
+    if not 0.0 <= zoneout < 1.0:
+        raise InputError(f"`zoneout` (={zoneout}) as a probability must lie in [0, 1)")
+    return True
+
+
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
                b_hh: Tensor | None, w_hr: Tensor | None = None, lengths: Tensor | None = None,
                peephole: Tensor | None = None, ln: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
@@ -205,11 +234,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     while the cell state and the pointwise math stay in float32, so gates and c_seq are float32 (y, h_n, c_n are
     bfloat16). Double backward is not supported.
     """
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
-        raise InputError(f"`x` must be float32, float64 or bfloat16, got {x.dtype}")
-    T, B, I = x.shape
+    T, B, I = _check_x(x)
     dt = x.dtype
     if not isinstance(w_ih, Tensor) or w_ih.dim() != 2 or w_ih.shape[0] % 4:
         raise InputError(f"`w_ih` must be (4H, I), got {getattr(w_ih, 'shape', type(w_ih).__name__)}")
@@ -235,12 +260,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
                               strict=True):
             _expect(f"ln {name}", p, (n,), dt)
     acc = torch.float32 if dt == torch.bfloat16 else dt
-    if lengths is not None:
-        _expect("lengths", lengths, (B,), torch.int64)
-        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-            raise InputError(f"`lengths` must lie in [0, T={T}], got min {int(lengths.min())}, "
-                             f"max {int(lengths.max())}")
-        lengths = lengths.contiguous()
+    lengths = _check_lengths(lengths, T, B)
     if recurrent_mask is not None:
         _expect("recurrent_mask", recurrent_mask, (B, R), None)
         recurrent_mask = recurrent_mask.to(acc).contiguous()
@@ -252,9 +272,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         _expect("zoneout z_c", zoneout[0], (T, B, H), None)
         _expect("zoneout z_h", zoneout[1], (T, B, R), None)
         z_c, z_h = (z.to(acc).contiguous() for z in zoneout)
-    elif isinstance(zoneout, (float, int)) and not isinstance(zoneout, bool):
-        if not 0.0 <= zoneout < 1.0:
-            raise InputError(f"`zoneout` (={zoneout}) as a probability must lie in [0, 1)")
+    elif _is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")

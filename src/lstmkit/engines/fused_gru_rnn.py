@@ -60,11 +60,7 @@ def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | 
 
 
 def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records):
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
-        raise InputError(f"`x` must be float32, float64 or bfloat16, got {x.dtype}")
-    T, B, I = x.shape
+    T, B, I = fused._check_x(x)
     dt = x.dtype
     if not isinstance(w_hh, Tensor) or w_hh.dim() != 2:
         raise InputError(f"`w_hh` must be ({gates}H, H), got {getattr(w_hh, 'shape', type(w_hh).__name__)}")
@@ -78,12 +74,7 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
     if (b_ih is None) != (b_hh is None):
         raise InputError("`b_ih` and `b_hh` must both be given or both be None")
     acc = torch.float32 if dt == torch.bfloat16 else dt
-    if lengths is not None:
-        fused._expect("lengths", lengths, (B,), torch.int64)
-        if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-            raise InputError(f"`lengths` must lie in [0, T={T}], got min {int(lengths.min())}, "
-                             f"max {int(lengths.max())}")
-        lengths = lengths.contiguous()
+    lengths = fused._check_lengths(lengths, T, B)
     if recurrent_mask is not None:
         fused._expect("recurrent_mask", recurrent_mask, (B, H), None)
         recurrent_mask = recurrent_mask.to(acc).contiguous()
@@ -91,9 +82,7 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
     if isinstance(zoneout, Tensor):
         fused._expect("zoneout", zoneout, (T, B, H), None)
         z_h = zoneout.to(acc).contiguous()
-    elif isinstance(zoneout, (float, int)) and not isinstance(zoneout, bool):
-        if not 0.0 <= zoneout < 1.0:
-            raise InputError(f"`zoneout` (={zoneout}) as a probability must lie in [0, 1)")
+    elif fused._is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
