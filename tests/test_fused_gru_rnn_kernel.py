@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lstmkit.engines import fused, fused_gru_rnn
 from lstmkit.errors import InputError
+from parity import assert_close_or_unused
 
 pytestmark = pytest.mark.skipif(not fused.is_available(), reason=f"fused engine: {fused.unavailable_reason()}")
 
@@ -99,12 +100,7 @@ def check(cfg, dtype, tol):
     args, opts = make(cfg, dtype)
     out_a, grads_a = outputs_and_grads(lambda: run_engine(cfg["kind"], args, opts), args)
     out_b, grads_b = outputs_and_grads(lambda: reference(cfg["kind"], *args.values(), **opts), args)
-    for a, b in zip(out_a + list(grads_a), out_b + list(grads_b), strict=True):
-        if a is None or b is None:
-            other = a if a is not None else b                                   # unused on one side: zero
-            assert other is None or not other.any()
-        else:
-            torch.testing.assert_close(a.to(b.dtype), b, atol=tol, rtol=tol)
+    assert_close_or_unused(out_a + list(grads_a), out_b + list(grads_b), tol)
 
 
 @given(configs())
