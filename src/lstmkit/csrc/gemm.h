@@ -111,7 +111,7 @@ class StepWeight {
   int64_t M_;
 };
 
-// a @ b for a product done once per call (the weight grads), bf16 widened to fp32 with the MKL choice (see above).
+// a @ b for a product done once per call, bf16 widened to fp32 with the MKL choice (see above).
 inline at::Tensor matmul(Gemm gemm, const at::Tensor& a, const at::Tensor& b) {
   if (gemm == Gemm::Mkl && a.scalar_type() == at::kBFloat16) {
     return at::mm(a.to(at::kFloat), b.to(at::kFloat)).to(at::kBFloat16);

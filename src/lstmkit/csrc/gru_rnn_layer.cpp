@@ -69,8 +69,15 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
   Tensor hseq = gru && save ? cached_empty({T, B, H}, ao) : Tensor();
   Tensor hin = cached_empty({save ? T : 2, B, H}, so);
   if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn, hseq};
-  Tensor ax = cached_empty({T * B, G}, so);  // x W_ih^T, in reused memory (fresh memory is faulted in each call)
-  matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
+  // a_x = x W_ih^T (T * B, G), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
+  // each call), oneDNN's product is its own tensor, used as it is.
+  Tensor ax;
+  if (gemm == Gemm::Mkl) {
+    ax = cached_empty({T * B, G}, so);
+    matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
+  } else {
+    ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
+  }
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
   Tensor ah_buf = at::empty({B, G}, so);
   const StepWeight W_hh(gemm, w_hh, B);
