@@ -6,15 +6,16 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.engines import fused
-from lstmkit.modules import recurrent
+from lstmkit.engines import policy
+from lstmkit.engines.fused import build
 
 
 @pytest.fixture
 def no_compiler(monkeypatch):
-    monkeypatch.setattr(fused, "is_available", lambda: False)
-    monkeypatch.setattr(fused, "unavailable_reason", lambda: "no C++ compiler found (g++)")
-    monkeypatch.setattr(recurrent, "_warned", set())
+    """The state the loader is in after a build failed for want of a compiler."""
+    monkeypatch.setattr(build, "_module", None)
+    monkeypatch.setattr(build, "_reason", "the fused engine could not be built: no C++ compiler found (g++)")
+    monkeypatch.setattr(policy, "_warned", set())
 
 
 def test_auto_falls_back_to_reference_with_one_warning(no_compiler):

@@ -1,8 +1,10 @@
-"""The one form in which engines receive and return a batch of sequences.
+"""The one form in which engines receive and return a batch of sequences, and the one object that knows the
+form the caller used.
 
-Users hand a module a batched tensor (time- or batch-major), an unbatched one, or a ``PackedSequence``; the
-module turns each into :class:`Sequences` and back, so engines never see the difference. Packed batches stay in
-their sorted order (longest first) inside the engines, as torch's own kernels keep them.
+Users hand a module a batched tensor (time- or batch-major), an unbatched one, or a ``PackedSequence``.
+:class:`InputForm` records which, turns the input into :class:`Sequences` (what engines see) and maps every
+result back (output, final states, trace records, lengths), so neither engines nor modules repeat that work.
+Packed batches stay in their sorted order (longest first) inside the engines, as torch's own kernels keep them.
 """
 
 from __future__ import annotations
@@ -94,3 +96,68 @@ def valid_steps(lengths: Tensor | None, T: int, device) -> Tensor | None:
     if lengths is None:
         return None
     return (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).unsqueeze(-1).to(device)
+
+
+@dataclass(frozen=True)
+class InputForm:
+    """How the caller handed a batch to a module: ``batch_first``, ``unbatched`` (a 2-d tensor) or a
+    ``PackedSequence`` (``packed`` is the caller's, kept for its batch sizes and sort order)."""
+
+    batch_first: bool
+    unbatched: bool = False
+    packed: PackedSequence | None = None
+
+    @classmethod
+    def of(cls, input: Tensor | PackedSequence, batch_first: bool) -> InputForm:
+        if isinstance(input, PackedSequence):
+            return cls(batch_first, packed=input)
+        return cls(batch_first, unbatched=input.dim() == 2)
+
+    @property
+    def _batch_dim(self) -> int:
+        return 0 if self.batch_first else 1
+
+    def sequences(self, input: Tensor | PackedSequence) -> Sequences:
+        """The engines' form of `input`."""
+        if self.packed is not None:
+            return Sequences(data=self.packed.data, batch_sizes=self.packed.batch_sizes)
+        x = input.unsqueeze(self._batch_dim) if self.unbatched else input
+        return Sequences(padded=x, batch_first=self.batch_first)
+
+    def states_in(self, hx: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The caller's initial states (L*D, [B,] S) in engine order (batched; sorted when packed)."""
+        if self.unbatched:
+            return tuple(h.unsqueeze(1) for h in hx)
+        if self.packed is not None and self.packed.sorted_indices is not None:
+            return tuple(h.index_select(1, self.packed.sorted_indices) for h in hx)
+        return hx
+
+    def states_out(self, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Final states (L*D, B, S) in the caller's batch order and form."""
+        if self.unbatched:
+            return tuple(s.squeeze(1) for s in state)
+        if self.packed is not None and self.packed.unsorted_indices is not None:
+            return tuple(s.index_select(1, self.packed.unsorted_indices) for s in state)
+        return state
+
+    def output(self, out: Sequences) -> Tensor | PackedSequence:
+        """The engine's output in the caller's form (a PackedSequence with the caller's sort order for packed)."""
+        if self.packed is not None:
+            p = self.packed
+            return PackedSequence(out.packed_data(), p.batch_sizes, p.sorted_indices, p.unsorted_indices)
+        return out.padded.squeeze(self._batch_dim) if self.unbatched else out.padded
+
+    def record(self, r: Tensor) -> Tensor:
+        """A time-major (T, B, .) record laid out like the caller's output (padded for packed input)."""
+        if self.packed is not None and self.packed.unsorted_indices is not None:
+            r = r.index_select(1, self.packed.unsorted_indices)
+        if self.unbatched:
+            return r.squeeze(1)
+        return r.transpose(0, 1) if self.batch_first else r
+
+    def lengths(self, seq: Sequences) -> Tensor | None:
+        """(B,) sequence lengths in the caller's batch order for packed input, else None."""
+        lengths = seq.lengths()
+        if lengths is not None and self.packed is not None and self.packed.unsorted_indices is not None:
+            lengths = lengths[self.packed.unsorted_indices]
+        return lengths

@@ -1,18 +1,17 @@
-"""Engines: interchangeable ways to run a cell over a batch of sequences.
+"""Engines: interchangeable ways to run a cell over a batch of sequences, and the policy that picks one.
 
-Every engine has the same signature, :func:`lstmkit.engines.reference.run`'s::
-
-    run(cell, seq, hx, weights, config, *, trace) -> (output, state, records)
-
-``seq``/``output`` are :class:`lstmkit.sequences.Sequences`; ``hx``/``state`` tuples of ``(L*D, B, S)`` tensors
-(one per entry of ``cell.states``); ``weights[layer][direction]`` a :class:`lstmkit.cells.Weights`; ``records``
-is None unless ``trace``, else ``records[layer][direction]`` is a tuple of time-major ``(T, B, .)`` tensors in
-the order of ``cell.records``, zero past each sequence's end.
+Every engine module is an :class:`.base.Engine`: ``NAME``, ``why_not(cell, config, x, trace=...)`` and
+``run(cell, seq, hx, weights, config, trace=...)`` with one signature (see :mod:`.base`).
 
 - ``reference``: the readable per-step loop over ``cell.step``; the spec every other engine is tested against.
 - ``torch``: torch's own fused kernels (oneDNN on CPU, cuDNN on GPU) for the cells that are exactly torch's.
+- ``fused``: lstmkit's compiled CPU engine (:mod:`.fused`), every LSTM variant, GRU and RNN.
+
+:func:`choose` (:mod:`.policy`) is the one place that decides which runs a call.
 """
 
+from .base import Engine
 from .config import RunConfig
+from .policy import BACKENDS, ENGINES, check_backend, choose
 
-__all__ = ["RunConfig"]
+__all__ = ["BACKENDS", "ENGINES", "Engine", "RunConfig", "check_backend", "choose"]

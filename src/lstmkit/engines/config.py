@@ -18,6 +18,7 @@ class RunConfig:
     training: bool = False
     recurrent_dropout: float = 0.0  # variational: one mask on h_{t-1} per sequence, layer and direction
     zoneout: float = 0.0            # each state unit keeps its previous value with this probability
+    single_step: bool = False       # one step of a cell module (LSTMCell, ...), not whole sequences
 
     @property
     def directions(self) -> int:

@@ -15,6 +15,29 @@ from ..sequences import Sequences, step_mask
 from .config import Masks, RunConfig
 from .layers import run_layers
 
+NAME = "reference"
+
+
+def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bool = False) -> str | None:
+    """Always None: the reference runs every cell, input and option (slowly)."""
+    return None
+
+
+def zoneout_mix(new: tuple[Tensor, ...], old: tuple[Tensor, ...], keep: tuple[Tensor, ...] | float):
+    """Zoneout: each state unit keeps its previous value where ``keep`` (one 0/1 mask per state, training) is 1,
+    or moves by the expectation ``p s + (1 - p) s~`` for a float ``keep = p`` (eval)."""
+    if isinstance(keep, tuple):
+        return tuple(torch.lerp(n, s, z) for n, s, z in zip(new, old, keep, strict=True))
+    return tuple(torch.lerp(n, s, keep) for n, s in zip(new, old, strict=True))
+
+
+def step(cell: Cell, x: Tensor, state: tuple[Tensor, ...], w: Weights,
+         zoneout: tuple[Tensor, ...] | float | None = None) -> tuple[Tensor, ...]:
+    """One step of a cell module: x (B, I), state (B, S) each -> the new state (zoneout as in
+    :func:`zoneout_mix`, None for none)."""
+    new, _ = cell.step(cell.project_input(x, w), state, w)
+    return new if zoneout is None else zoneout_mix(new, state, zoneout)
+
 
 def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
         *, trace: bool):
@@ -31,11 +54,9 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
     for t in range(x.shape[0]):
         new, rec = cell.step(xw[t], state, w)
-        if masks.zoneout is not None:                                           # training: keep with mask
-            new = tuple(torch.lerp(n, s, z[t]) for n, s, z in zip(new, state, masks.zoneout, strict=True))
-        elif keep_p is not None:                                                # eval: the expectation
-            new = tuple(torch.lerp(n, s, keep_p) for n, s in zip(new, state, strict=True))
-        if masks.zoneout is not None or keep_p is not None:
+        keep = tuple(z[t] for z in masks.zoneout) if masks.zoneout is not None else keep_p
+        if keep is not None:
+            new = zoneout_mix(new, state, keep)
             rec = _with_states(cell, rec, new)
         alive = step_mask(lengths, t, x)                                        # (B, 1) or None
         if alive is not None:

@@ -15,24 +15,38 @@ from torch import Tensor
 from ..cells import Cell, Weights
 from ..sequences import Sequences, reverse_within, valid_steps
 from .config import RunConfig
+from .fused import cpu
 
+NAME = "torch"
 KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+CELL_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
+                "rnn_relu": torch.rnn_relu_cell}
 
 
-def why_not(cell: Cell, config: RunConfig) -> str | None:
-    """None when torch's kernel computes exactly this cell and configuration, else the reason it cannot."""
+def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bool = False) -> str | None:
+    """None when torch's kernel computes exactly this cell and call, else the reason it cannot."""
     if cell.torch_kernel is None:
         return f"torch has no fused kernel for this cell ({type(cell).__name__}: {cell.describe() or 'custom'})"
     if config.zoneout > 0 or (config.recurrent_dropout > 0 and config.training):
         return "torch's fused kernels have no recurrent dropout or zoneout"
+    if (x is not None and not config.single_step and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        error = cpu.torch_kernel_runs_bf16(cell.torch_kernel)
+        if error:
+            return (f"torch's {cell.torch_kernel} kernel cannot run under bf16 autocast on this CPU (oneDNN has "
+                    f"no bf16 primitive for it here, e.g. without AVX-512: {error!r})")
     return None
+
+
+def step(cell: Cell, x: Tensor, state: tuple[Tensor, ...], w: Weights) -> tuple[Tensor, ...]:
+    """One step of a cell module on torch's fused cell kernel: x (B, I), state (B, S) each -> the new state."""
+    kernel = CELL_KERNELS[cell.torch_kernel]
+    out = kernel(x, state if len(state) > 1 else state[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh)
+    return tuple(out) if isinstance(out, tuple | list) else (out,)
 
 
 def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
         *, trace: bool):
-    reason = why_not(cell, config)
-    if reason is not None:
-        raise AssertionError(reason)            # modules check before choosing this engine
     if not trace:
         out, state = _kernel(cell, seq, hx, weights, config, range(config.num_layers))
         return out, state, None

@@ -11,11 +11,10 @@ from torch import Tensor, nn
 
 from .. import _checks
 from ..cells import Cell, Weights
-from ..errors import InputError, InputTypeError
+from ..engines import RunConfig, check_backend, choose, reference, torch_kernel
+from ..errors import InputTypeError
 
 BACKENDS = ("auto", "torch", "reference")
-_TORCH_CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
-                "rnn_relu": torch.rnn_relu_cell}
 
 
 class RecurrentCell(nn.Module):
@@ -39,13 +38,8 @@ class RecurrentCell(nn.Module):
         self.bias = _checks.flag("bias", bias)
         self.recurrent_dropout = _checks.probability("recurrent_dropout", recurrent_dropout, upper_inclusive=False)
         self.zoneout = _checks.probability("zoneout", zoneout, upper_inclusive=False)
-        if not isinstance(backend, str) or backend not in BACKENDS:
-            raise InputError(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         self.cell = cell(self.hidden_size, 0)
-        if backend == "torch" and self._why_not_torch():
-            raise InputError(f"backend='torch' cannot run this cell: {self._why_not_torch()}; use 'auto' or "
-                             "'reference'")
-        self.backend = backend
+        self.backend = check_backend(backend, self.cell, self._config(), offered=BACKENDS, what="cell")
         self._recurrent_mask: Tensor | None = None
         kw = {"device": device, "dtype": dtype}
         G, H = self.cell.gates, self.hidden_size
@@ -69,12 +63,9 @@ class RecurrentCell(nn.Module):
         for name in self.cell.extra_parameters():
             self.cell.reset_extra_(name, getattr(self, name), stdv)
 
-    def _why_not_torch(self) -> str | None:
-        if self.cell.torch_kernel is None:
-            return f"torch has no fused kernel for {type(self.cell).__name__} ({self.cell.describe()})"
-        if self.recurrent_dropout > 0 or self.zoneout > 0:
-            return "torch's fused cells have no recurrent dropout or zoneout"
-        return None
+    def _config(self) -> RunConfig:
+        return RunConfig(1, False, training=self.training, recurrent_dropout=self.recurrent_dropout,
+                         zoneout=self.zoneout, single_step=True)
 
     def reset_dropout_mask(self) -> None:
         """Forget the recurrent dropout mask, so the next training call draws a new one (a new sequence)."""
@@ -87,18 +78,14 @@ class RecurrentCell(nn.Module):
         state = self._states(hx, x, unbatched)
         if unbatched:
             state = tuple(s.unsqueeze(0) for s in state)
-        if self.backend != "reference" and self._why_not_torch() is None:
-            kernel = _TORCH_CELLS[self.cell.torch_kernel]
-            out = kernel(x, state if len(state) > 1 else state[0], self.weight_ih, self.weight_hh, self.bias_ih,
-                         self.bias_hh)
-            new = tuple(out) if isinstance(out, tuple | list) else (out,)
+        w = Weights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
+                    {name: getattr(self, name) for name in self.cell.extra_parameters()})
+        engine = choose(self.backend, self.cell, self._config(), x, trace=False)
+        if engine is torch_kernel:
+            new = torch_kernel.step(self.cell, x, state, w)
         else:
-            w = Weights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
-                        {name: getattr(self, name) for name in self.cell.extra_parameters()},
-                        self._mask_for(state[0]))
-            xw = self.cell.project_input(x, w)                                  # (B, G*H)
-            new, _ = self.cell.step(xw, state, w)
-            new = self._zoneout(new, state)
+            w.recurrent_mask = self._mask_for(state[0])
+            new = reference.step(self.cell, x, state, w, self._zoneout_keep(state))
         if unbatched:
             new = tuple(s.squeeze(0) for s in new)
         return new if len(new) > 1 else new[0]
@@ -111,13 +98,13 @@ class RecurrentCell(nn.Module):
             self._recurrent_mask = torch.empty_like(h).bernoulli_(keep).div_(keep)
         return self._recurrent_mask
 
-    def _zoneout(self, new: tuple[Tensor, ...], old: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    def _zoneout_keep(self, state: tuple[Tensor, ...]) -> tuple[Tensor, ...] | float | None:
+        """Zoneout for this step: a fresh 0/1 keep-mask per state (training), p (eval), or None."""
         if self.zoneout == 0:
-            return new
+            return None
         if not self.training:
-            return tuple(torch.lerp(n, s, self.zoneout) for n, s in zip(new, old, strict=True))
-        return tuple(torch.lerp(n, s, torch.empty_like(s).bernoulli_(self.zoneout))
-                     for n, s in zip(new, old, strict=True))
+            return self.zoneout
+        return tuple(torch.empty_like(s).bernoulli_(self.zoneout) for s in state)
 
     def _states(self, hx, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
         names = self.cell.states

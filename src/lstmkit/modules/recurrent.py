@@ -14,24 +14,13 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from .. import _checks
 from ..cells import Cell, Weights
-from ..engines import RunConfig, compiled, fused, reference, torch_kernel
+from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
-from ..sequences import Sequences
+from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
-
-BACKENDS = ("auto", "torch", "fused", "reference")
-_ENGINE_NAMES = {torch_kernel: "torch", compiled: "fused", reference: "reference"}
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 class Recurrent(nn.Module):
@@ -69,8 +58,6 @@ class Recurrent(nn.Module):
             raise InputError(f"`proj_size` must be 0 (no projection) or positive, got {proj_size}")
         if proj_size >= hidden_size:
             raise InputError(f"`proj_size` must be smaller than hidden_size={hidden_size}, got {proj_size}")
-        if not isinstance(backend, str) or backend not in BACKENDS:
-            raise InputError(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         if self.dropout > 0 and self.num_layers == 1:
             warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
                           f"(dropout={self.dropout}); for dropout inside the recurrence use recurrent_dropout",
@@ -80,13 +67,7 @@ class Recurrent(nn.Module):
         if proj_size and not self.cell.supports_projection:
             raise InputError(f"`proj_size` is only supported by LSTM cells, got proj_size={proj_size} for "
                              f"{type(self.cell).__name__}")
-        self.backend = backend
-        if backend in ("torch", "fused"):
-            reason = (torch_kernel.why_not(self.cell, self._config()) if backend == "torch"
-                      else compiled.why_not(self.cell))
-            if reason:
-                raise InputError(f"backend={backend!r} cannot run this module: {reason}; use backend='auto' or "
-                                 "'reference'")
+        self.backend = check_backend(backend, self.cell, self._config())
         self._make_parameters(device, dtype)
         self.reset_parameters()
 
@@ -163,115 +144,44 @@ class Recurrent(nn.Module):
     # -- the call -------------------------------------------------------------------------------------------
 
     def forward(self, input, hx=None):
-        seq, hx, finish = self._prepare(input, hx)
-        engine = self._engine(False, seq)
+        form, seq, hx = self._prepare(input, hx)
+        engine = choose(self.backend, self.cell, self._config(), _data(seq), trace=False)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
-        return finish(out, state)
+        return form.output(out), _one_or_tuple(form.states_out(state))
 
     def trace(self, input, hx=None) -> Trace:
         """Runs like ``forward`` and also returns every step's gates and states; see :class:`lstmkit.Trace`.
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
-        seq, hx, finish = self._prepare(input, hx)
-        engine = self._engine(True, seq)
+        form, seq, hx = self._prepare(input, hx)
+        engine = choose(self.backend, self.cell, self._config(), _data(seq), trace=True)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
-        output, state = finish(out, state)
         make = record_type(self.cell.records)
-        lengths = seq.lengths()
-        shaped = [[make(*(self._user_layout(r, input) for r in rec)) for rec in row] for row in records]
-        if lengths is not None:
-            lengths = lengths[input.unsorted_indices] if input.unsorted_indices is not None else lengths
-        return Trace(output, state, shaped, lengths)
+        shaped = [[make(*(form.record(r) for r in rec)) for rec in row] for row in records]
+        return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq))
 
     def engine_for(self, input, hx=None, *, trace: bool = False) -> str:
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
-        seq, _, _ = self._prepare(input, hx)
-        return _ENGINE_NAMES[self._engine(trace, seq)]
+        _, seq, _ = self._prepare(input, hx)
+        return choose(self.backend, self.cell, self._config(), _data(seq), trace=trace).NAME
 
-    def _engine(self, trace: bool, seq: Sequences):
-        """The engine for this call. An explicit backend that cannot serve it raises. ``auto`` takes, in order:
-        the fused engine for traces without gradients (it keeps the gates anyway, so a trace costs what a forward
-        costs, where replaying them after torch's kernel costs up to 2x more), for ``proj_size`` (where torch
-        leaves oneDNN for a slower path) and for the GRU (see ``compiled.faster_than_torch``); torch's kernel
-        wherever it computes exactly this call; the fused engine; the reference loop. Traces with gradients
-        enabled need differentiable records, which the fused engine does not keep."""
-        x = seq.padded if seq.padded is not None else seq.data
-        config = self._config()
-        differentiable_trace = trace and torch.is_grad_enabled()
-        if self.backend == "reference":
-            return reference
-        if self.backend in ("torch", "fused"):
-            reason = torch_kernel.why_not(self.cell, config) if self.backend == "torch" else \
-                compiled.why_not(self.cell, x)
-            if reason is None and self.backend == "fused" and differentiable_trace:
-                reason = "its trace records carry no gradient; trace under torch.no_grad() or use 'reference'"
-            if reason:
-                raise InputError(f"backend={self.backend!r} cannot run this call: {reason}")
-            return torch_kernel if self.backend == "torch" else compiled
-        torch_ok = torch_kernel.why_not(self.cell, config) is None
-        fused_first = trace or self.cell.proj_size > 0 or compiled.faster_than_torch(self.cell)
-        if fused_first and not differentiable_trace and compiled.why_not(self.cell, x) is None:
-            return compiled
-        if torch_ok:
-            return torch_kernel
-        if not differentiable_trace:
-            reason = compiled.why_not(self.cell, x)
-            if reason is None:
-                return compiled
-            if type(self.cell) in compiled.CELLS and x.device.type == "cpu" and not fused.is_available():
-                _warn_once(f"lstmkit: {reason}; this module runs on the (slower) reference engine")
-        return reference
-
-    def _user_layout(self, r: Tensor, input) -> Tensor:
-        """A time-major (T, B, .) record laid out like the caller's output."""
-        if isinstance(input, PackedSequence):
-            if input.unsorted_indices is not None:
-                r = r.index_select(1, input.unsorted_indices)
-            return r.transpose(0, 1) if self.batch_first else r
-        if input.dim() == 2:
-            return r.squeeze(1)
-        return r.transpose(0, 1) if self.batch_first else r
-
-    def _prepare(self, input, hx):
-        """Checks the call and turns it into engine form: (Sequences, states, finish) where finish(out, state)
-        gives what torch.nn would return."""
+    def _prepare(self, input, hx) -> tuple[InputForm, Sequences, tuple[Tensor, ...]]:
+        """Checks the call and turns it into engine form: the caller's form, the batch, the initial states."""
         weight = getattr(self, self._flat_weights_names[0])
         _checks.sequence_input(input, input_size=self.input_size, weight=weight)
-        packed = isinstance(input, PackedSequence)
-        unbatched = not packed and input.dim() == 2
-        if packed:
-            seq = Sequences(data=input.data, batch_sizes=input.batch_sizes)
-            x = input.data
-        else:
-            x = input.unsqueeze(0 if self.batch_first else 1) if unbatched else input
-            seq = Sequences(padded=x, batch_first=self.batch_first)
+        form = InputForm.of(input, self.batch_first)
+        seq = form.sequences(input)
+        x = _data(seq)
         B = seq.batch
         D = 2 if self.bidirectional else 1
         sizes = self.cell.state_sizes()
-        names = self._state_names()
         if hx is None:
             hx = tuple(torch.zeros(self.num_layers * D, B, s, dtype=x.dtype, device=x.device) for s in sizes)
         else:
-            hx = self._check_states(hx, names, sizes, x, weight, B, D, unbatched)
-            if unbatched:
-                hx = tuple(h.unsqueeze(1) for h in hx)
-            if packed and input.sorted_indices is not None:
-                hx = tuple(h.index_select(1, input.sorted_indices) for h in hx)
-
-        def finish(out: Sequences, state: tuple[Tensor, ...]):
-            if packed:
-                output = PackedSequence(out.packed_data(), input.batch_sizes, input.sorted_indices,
-                                        input.unsorted_indices)
-                if input.unsorted_indices is not None:
-                    state = tuple(s.index_select(1, input.unsorted_indices) for s in state)
-            else:
-                output = out.padded.squeeze(0 if self.batch_first else 1) if unbatched else out.padded
-                if unbatched:
-                    state = tuple(s.squeeze(1) for s in state)
-            return output, (state if len(state) > 1 else state[0])
-
-        return seq, hx, finish
+            hx = form.states_in(self._check_states(hx, self._state_names(), sizes, x, weight, B, D,
+                                                   form.unbatched))
+        return form, seq, hx
 
     def _state_names(self) -> tuple[str, ...]:
         return tuple(f"{s}0" for s in self.cell.states)
@@ -313,3 +223,13 @@ class Recurrent(nn.Module):
                 s += f", {name}={getattr(self, name)!r}"
         cell = self.cell.describe()
         return s + (f", {cell}" if cell else "")
+
+
+def _data(seq: Sequences) -> Tensor:
+    """The batch's values (padded or packed), for the engine choice (device, dtype)."""
+    return seq.padded if seq.padded is not None else seq.data
+
+
+def _one_or_tuple(state: tuple[Tensor, ...]):
+    """torch.nn's form of the final state: ``h_n`` alone, or the tuple ``(h_n, c_n)``."""
+    return state if len(state) > 1 else state[0]

@@ -1,6 +1,6 @@
 """The compiled CPU engine for one GRU or Elman RNN layer in one direction, with hand-written BPTT.
 
-The same engine as :mod:`lstmkit.engines.fused` (built with it, same GEMM choice and buffer cache), for the two
+The same engine as :mod:`lstmkit.engines.fused.lstm` (built with it, same GEMM choice and buffer cache), for the two
 cells torch.nn also has. For step t, with h = h_{t-1}::
 
     h_in = h * recurrent_mask                                   (if a mask is given)
@@ -22,8 +22,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..errors import InputError, InputTypeError
-from . import fused
+from ...errors import InputError, InputTypeError
+from . import build, cpu
+from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
 
 __all__ = ["gru_layer", "rnn_layer"]
 
@@ -60,36 +61,33 @@ def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | 
 
 
 def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records):
-    T, B, I = fused._check_x(x)
+    T, B, I = check_x(x)
     dt = x.dtype
     if not isinstance(w_hh, Tensor) or w_hh.dim() != 2:
         raise InputError(f"`w_hh` must be ({gates}H, H), got {getattr(w_hh, 'shape', type(w_hh).__name__)}")
     H = w_hh.shape[1]
-    fused._expect("w_hh", w_hh, (gates * H, H), dt)
-    fused._expect("w_ih", w_ih, (gates * H, I), dt, " (its second dimension must equal x's input size I)")
-    fused._expect("h0", h0, (B, H), dt)
+    expect("w_hh", w_hh, (gates * H, H), dt)
+    expect("w_ih", w_ih, (gates * H, I), dt, " (its second dimension must equal x's input size I)")
+    expect("h0", h0, (B, H), dt)
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None:
-            fused._expect(name, b, (gates * H,), dt)
+            expect(name, b, (gates * H,), dt)
     if (b_ih is None) != (b_hh is None):
         raise InputError("`b_ih` and `b_hh` must both be given or both be None")
     acc = torch.float32 if dt == torch.bfloat16 else dt
-    lengths = fused._check_lengths(lengths, T, B)
-    if recurrent_mask is not None:
-        fused._expect("recurrent_mask", recurrent_mask, (B, H), None)
-        recurrent_mask = recurrent_mask.to(acc).contiguous()
+    lengths = check_lengths(lengths, T, B)
+    recurrent_mask = check_mask(recurrent_mask, B, H, acc)
     z_h, zoneout_p = None, 0.0
     if isinstance(zoneout, Tensor):
-        fused._expect("zoneout", zoneout, (T, B, H), None)
+        expect("zoneout", zoneout, (T, B, H), None)
         z_h = zoneout.to(acc).contiguous()
-    elif fused._is_probability(zoneout):
+    elif is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
-    if not fused.is_available():
-        raise RuntimeError(fused.unavailable_reason())
-    config = _Config(_KINDS[kind], lengths, recurrent_mask, z_h, zoneout_p, fused._gemm(), b_ih is not None,
-                     acc, fused.backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records))
+    build.module()                                  # raises with the reason where the engine cannot be built
+    config = _Config(_KINDS[kind], lengths, recurrent_mask, z_h, zoneout_p, cpu.gemm_id(dt), b_ih is not None,
+                     acc, backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records))
     y, h_n, gates = _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)[:3]
     return y, h_n, gates
 
@@ -115,7 +113,7 @@ class _GruRnnLayer(torch.autograd.Function):
         bias = _biases(b_ih, b_hh, w_ih.shape[0], cfg.acc)
         x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see gru_layer's docstring
-            return tuple(fused._module.gru_rnn_forward(cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask,
+            return tuple(build.module().gru_rnn_forward(cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask,
                                                        cfg.z_h, cfg.zoneout_p, cfg.gemm, cfg.save, cfg.records))
 
     @staticmethod
@@ -139,7 +137,7 @@ class _GruRnnLayer(torch.autograd.Function):
         dy, dh_n = (d if d is None else d.to(x.dtype).contiguous() for d in (dy, dh_n))
         x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = fused._module.gru_rnn_backward(
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = build.module().gru_rnn_backward(
                 cfg.kind, dy, dh_n, x, h0, w_ih, w_hh, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
                 hin, gates, hn, hseq, cfg.has_bias, ctx.needs_input_grad[0])
         cast = (lambda g: g.to(x.dtype) if cfg.has_bias else None)  # noqa: E731

@@ -1,15 +1,16 @@
 """The fused engine: the LSTM, GRU and Elman RNN recurrences compiled to C++ with hand-written backpropagation
-through time (:func:`lstmkit.engines.fused.lstm_layer`, :mod:`lstmkit.engines.fused_gru_rnn`), for everything
-torch's kernel cannot run (every LSTM variant and combination, recurrent dropout and zoneout, and traces, whose
-records are the gates the forward keeps anyway for its backward) and where it runs slower (``proj_size``, the GRU).
+through time (:mod:`.lstm`, :mod:`.gru_rnn`), for everything torch's kernel cannot run (every LSTM variant and
+combination, recurrent dropout and zoneout, and traces, whose records are the gates the forward keeps anyway for
+its backward) and where it runs slower (``proj_size``, the GRU).
 
-Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the GEMM operands and results are stored in bfloat16 while
-the cell state and the pointwise math stay in float32, as torch's own kernel does under autocast; outputs have the
-dtype torch.nn's have (bf16 for LSTM and RNN, x's for the GRU: see :func:`output_dtype`). Where bf16
-GEMMs are widened to fp32 anyway (:func:`fused.bf16_runs_as_fp32`), a call runs wholly in float32 and rounds its
-outputs to bfloat16: with bf16 storage every step converted its GEMM's operands and result, which cost more than
-the GEMMs saved (layer norm at T=1000, B=32, H=128, forward+backward: 269 ms in bf16 storage, 187 ms in fp32;
-torch.nn under the same autocast 250 ms). Gradients reach the parameters in their own dtype either way.
+Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` outputs have the dtype torch.nn's have (bf16 for LSTM and
+RNN, x's for the GRU: see :func:`output_dtype`) on every CPU. How the call computes is :func:`.cpu.choice`'s bf16
+strategy: with ``"bf16"`` the GEMM operands and results are stored in bfloat16 while the cell state and the
+pointwise math stay in float32, as torch's own kernel does; with ``"fp32"`` (CPUs without bf16 instructions or
+oneDNN bf16 primitives, or where bf16 GEMMs are not faster) the whole call runs in float32 and rounds its outputs
+to bfloat16 (per-step conversions would cost more than bf16 storage saves: layer norm at T=1000, B=32, H=128,
+forward+backward, 269 ms in bf16 storage, 187 ms in fp32 on the Intel dev box). Gradients reach the parameters in
+their own dtype either way.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..cells import Cell, GRUCellMath, LSTMCellMath, RNNCellMath, Weights
-from ..sequences import Sequences
-from . import fused, fused_gru_rnn
-from .config import Masks, RunConfig
-from .layers import run_layers
+from ...cells import Cell, GRUCellMath, LSTMCellMath, RNNCellMath, Weights
+from ...sequences import Sequences
+from ..config import Masks, RunConfig
+from ..layers import run_layers
+from . import build, cpu
+from .checks import DTYPES
+from .gru_rnn import gru_layer, rnn_layer
+from .lstm import lstm_layer
 
-DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+NAME = "fused"
 CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 
 
@@ -51,17 +55,21 @@ def output_dtype(x: Tensor, cell: Cell) -> torch.dtype:
     return x.dtype if type(cell) is GRUCellMath else compute_dtype(x)
 
 
-def why_not(cell: Cell, x: Tensor | None = None) -> str | None:
-    """None when the fused engine can run this cell on this input, else the reason it cannot."""
+def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bool = False) -> str | None:
+    """None when the fused engine can run this cell and call, else the reason it cannot (``x`` None: any input)."""
     if type(cell) not in CELLS:  # exactly these: a subclass may have changed the math
         return f"the fused engine runs lstmkit's LSTM, GRU and RNN cells only, not {type(cell).__name__}"
+    if config.single_step:
+        return "the fused engine runs whole sequences, not the single steps of a cell module"
     if x is not None:
         if x.device.type != "cpu":
             return f"the fused engine runs on CPU only, the input is on {x.device}"
         if compute_dtype(x) not in DTYPES:
             return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x)}"
-    if not fused.is_available():
-        return f"the fused engine could not be built here ({fused.unavailable_reason()})"
+    if trace and torch.is_grad_enabled():
+        return "its trace records carry no gradient; trace under torch.no_grad() or use 'reference'"
+    if not build.is_available():
+        return f"the fused engine could not be built here ({build.unavailable_reason()})"
     return None
 
 
@@ -73,7 +81,10 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
-    if dt == torch.bfloat16 and fused.bf16_runs_as_fp32():
+    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or getattr(cell, "layer_norm", False)):
+        # Layer norm normalises the GEMM results over few features, which magnifies their bf16 rounding: with bf16
+        # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
+        # under the same autocast: 5%). In float32 it stays within the output's rounding.
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
     if isinstance(cell, LSTMCellMath):
@@ -102,10 +113,10 @@ def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config:
     args = (x, h0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh))
     opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout, records=trace)
     if isinstance(cell, GRUCellMath):
-        y, h_n, gates = fused_gru_rnn.gru_layer(*args, **opts)
+        y, h_n, gates = gru_layer(*args, **opts)
         r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each; empty unless trace
         return y, (h_n,), (r, z, n, y)
-    y, h_n, a = fused_gru_rnn.rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
+    y, h_n, a = rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
     return y, (h_n,), (a, y)
 
 
@@ -118,7 +129,7 @@ def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks,
     if isinstance(zoneout, tuple):
         z_h, z_c = zoneout                                                      # drawn in cell.states order
         zoneout = (z_c, z_h)
-    y, h_n, c_n, gates, c_seq = fused.lstm_layer(
+    y, h_n, c_n, gates, c_seq = lstm_layer(
         x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
         lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled, masks.recurrent, zoneout,
         records=trace)

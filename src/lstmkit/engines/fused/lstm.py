@@ -33,181 +33,16 @@ B=64, H=512) for 40% of the peak memory (csrc/lstm_layer.cpp).
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import platform
-import shutil
-from pathlib import Path
-
 import torch
 from torch import Tensor
 
-from ..errors import InputError, InputTypeError
+from ...errors import InputError, InputTypeError
+from . import build, cpu
+from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
 
-__all__ = ["is_available", "unavailable_reason", "lstm_layer"]
+__all__ = ["lstm_layer"]
 
-_CSRC = Path(__file__).resolve().parent.parent / "csrc"
-_SOURCES = ["module.cpp", "lstm_layer.cpp", "gru_rnn_layer.cpp"]
-_HEADERS = ["layers.h", "aten_util.h", "lstm_cell.h", "gru_rnn_cell.h", "gemm.h", "buffers.h"]
-_EPS = 1e-5
-
-_module = None
-_reason: str | None = None
-
-
-@functools.cache
-def _cpu_fingerprint() -> str:
-    """Model name and feature flags of this CPU ('' where /proc/cpuinfo is unreadable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    keep = [line for line in text.splitlines()[:64] if line.startswith(("vendor_id", "model name", "flags"))]
-    return "\n".join(dict.fromkeys(keep))
-
-
-def _flags(fingerprint: str) -> list[str]:
-    # -O3 -march=native: the pointwise pass is compiled for this CPU's widest vectors (AVX-512 here, where the
-    # vectorised exp of lstm_cell.h runs 16 lanes). That is safe only because the binary never leaves the CPU it
-    # was built for: it is built on first use, on the machine that runs it, and the extension's name (hence its
-    # cache directory) includes a hash of the CPU model and flags, so a cache shared between machines (a network
-    # home, a CI cache) holds one build per CPU instead of handing one CPU's build to another. Without a CPU
-    # fingerprint (no /proc/cpuinfo), or off x86-64, we fall back to plain -O3.
-    # -fopenmp: at::parallel_for is header-inlined OpenMP; without it the pointwise pass would run on one thread.
-    # It links the libgomp.so.1 torch has already loaded (same soname), so there is still one OpenMP runtime.
-    # No -ffast-math: it would let the compiler reorder the reductions of layer norm (and break NaN handling).
-    flags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-    if fingerprint and platform.machine() in ("x86_64", "AMD64"):
-        flags.append("-march=native")
-    return flags
-
-
-def _load():
-    global _module, _reason
-    if _module is not None or _reason is not None:
-        return _module
-    try:
-        from torch.utils import cpp_extension
-
-        if shutil.which(os.environ.get("CXX", "c++")) is None:
-            raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')!r}) on PATH")
-        if not cpp_extension.is_ninja_available():
-            raise RuntimeError("ninja is not installed (pip install ninja, or lstmkit[fused])")
-        fingerprint = _cpu_fingerprint()
-        flags = _flags(fingerprint)
-        # The name also changes with the code, so a build directory never serves an older engine (torch's own
-        # version check hashes the .cpp files, not the headers).
-        code = b"".join((_CSRC / f).read_bytes() for f in _SOURCES + _HEADERS)
-        digest = hashlib.sha1((fingerprint + " ".join(flags)).encode() + code).hexdigest()[:10]
-        name = f"lstmkit_fused_{digest}"
-        build_dir = os.environ.get("LSTMKIT_BUILD_DIR")
-        if build_dir:
-            build_dir = os.path.join(build_dir, name)
-            os.makedirs(build_dir, exist_ok=True)
-        _module = cpp_extension.load(
-            name=name,
-            sources=[str(_CSRC / s) for s in _SOURCES],
-            extra_include_paths=[str(_CSRC)],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-            build_directory=build_dir,
-            verbose=False,
-        )
-    except Exception as e:  # a missing compiler, a failed build, a read-only cache: report, never raise
-        _reason = f"the fused engine could not be built: {type(e).__name__}: {e}"
-        _module = None
-    return _module
-
-
-def is_available() -> bool:
-    """Whether the compiled engine can run here (compiles it on the first call; never raises)."""
-    return _load() is not None
-
-
-def unavailable_reason() -> str:
-    """Why :func:`is_available` is False ('' when it is True)."""
-    _load()
-    return _reason or ""
-
-
-def release_memory() -> None:
-    """Free the working buffers the engine keeps between calls (see ``csrc/buffers.h``: up to ``LSTMKIT_CACHE_MB``,
-    default 1024 MB, so that a call does not page-fault and zero its few hundred MB afresh every time)."""
-    if _load() is not None:
-        _module.release_buffers()
-
-
-def cached_bytes() -> int:
-    """Bytes of working buffers the engine holds for reuse right now (0 when it is not built)."""
-    return int(_module.cached_bytes()) if _load() is not None else 0
-
-
-def _gemm() -> int:
-    """Which library runs the GEMMs: 0 = MKL (W_hh, W_hr packed once per call), 1 = oneDNN (reordered once).
-
-    Measured per step ((64 x 512) @ (512 x 2048), fp32, one thread): MKL packed 156 GFLOP/s, oneDNN reordered
-    144, plain mm_out 119 on the Intel dev box; on AMD EPYC MKL takes a slow path (torch.mm ~210 GFLOP/s with two
-    threads against oneDNN's ~430-450), hence oneDNN there. See csrc/gemm.h. The choice changes speed, and
-    results only by rounding; LSTMKIT_GEMM=mkl|onednn overrides it.
-    """
-    choice = os.environ.get("LSTMKIT_GEMM", "auto").lower()
-    if choice == "auto":
-        choice = "onednn" if "AuthenticAMD" in _cpu_fingerprint() else "mkl"
-    if choice not in ("mkl", "onednn"):
-        raise InputError(f"LSTMKIT_GEMM (={choice!r}) must be 'mkl', 'onednn' or 'auto'")
-    return 0 if choice == "mkl" else 1
-
-
-def backward_follows(*tensors: Tensor | None) -> bool:
-    """Whether autograd will want a backward of a call on these tensors (None entries are ignored)."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
-def bf16_runs_as_fp32() -> bool:
-    """Whether bf16 GEMMs are widened to fp32 here (the MKL choice, csrc/gemm.h: on the Intel dev box without AMX
-    every bf16 GEMM ATen offers was 1.4-1.8x slower than fp32 on the same values)."""
-    return _gemm() == 0
-
-
-def _expect(name: str, t, shape: tuple[int, ...], dtype: torch.dtype | None, fix: str = "") -> None:
-    if not isinstance(t, Tensor):
-        raise InputTypeError(f"`{name}` must be a Tensor of shape {shape}, got {type(t).__name__}")
-    if tuple(t.shape) != shape:
-        raise InputError(f"`{name}` must have shape {shape}, got {tuple(t.shape)}{fix}")
-    if dtype is not None and t.dtype != dtype:
-        raise InputError(f"`{name}` must have dtype {dtype} like `x`, got {t.dtype}")
-    if t.device.type != "cpu":
-        raise InputError(f"`{name}` is on {t.device}; the fused engine runs on CPU only")
-
-
-def _check_x(x) -> tuple[int, int, int]:
-    """(T, B, I) of a layer's input, after checking it is a 3-d tensor of a dtype the engine runs."""
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        raise InputError(f"`x` must be a (T, B, I) Tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if x.dtype not in (torch.float32, torch.float64, torch.bfloat16):
-        raise InputError(f"`x` must be float32, float64 or bfloat16, got {x.dtype}")
-    return tuple(x.shape)
-
-
-def _check_lengths(lengths: Tensor | None, T: int, B: int) -> Tensor | None:
-    """None, or int64 (B,) lengths in [0, T], made contiguous for the C++ side."""
-    if lengths is None:
-        return None
-    _expect("lengths", lengths, (B,), torch.int64)
-    if B and (int(lengths.min()) < 0 or int(lengths.max()) > T):
-        raise InputError(f"`lengths` must lie in [0, T={T}], got min {int(lengths.min())}, "
-                         f"max {int(lengths.max())}")
-    return lengths.contiguous()
-
-
-def _is_probability(zoneout) -> bool:
-    """Whether `zoneout` is an eval-mode probability (a number, not a mask); raises if it is out of [0, 1)."""
-    if not isinstance(zoneout, (float, int)) or isinstance(zoneout, bool):
-        return False
-    if not 0.0 <= zoneout < 1.0:
-        raise InputError(f"`zoneout` (={zoneout}) as a probability must lie in [0, 1)")
-    return True
+EPS = 1e-5  # layer norm's epsilon, as torch.nn.LayerNorm's default
 
 
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -234,56 +69,53 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     while the cell state and the pointwise math stay in float32, so gates and c_seq are float32 (y, h_n, c_n are
     bfloat16). Double backward is not supported.
     """
-    T, B, I = _check_x(x)
+    T, B, I = check_x(x)
     dt = x.dtype
     if not isinstance(w_ih, Tensor) or w_ih.dim() != 2 or w_ih.shape[0] % 4:
         raise InputError(f"`w_ih` must be (4H, I), got {getattr(w_ih, 'shape', type(w_ih).__name__)}")
     H = w_ih.shape[0] // 4
-    _expect("w_ih", w_ih, (4 * H, I), dt, " (its second dimension must equal x's input size I)")
+    expect("w_ih", w_ih, (4 * H, I), dt, " (its second dimension must equal x's input size I)")
     if w_hr is not None:
         if not isinstance(w_hr, Tensor) or w_hr.dim() != 2:
             raise InputError(f"`w_hr` must be (P, H={H}), got {getattr(w_hr, 'shape', type(w_hr).__name__)}")
-        _expect("w_hr", w_hr, (w_hr.shape[0], H), dt)
+        expect("w_hr", w_hr, (w_hr.shape[0], H), dt)
     R = w_hr.shape[0] if w_hr is not None else H
-    _expect("w_hh", w_hh, (4 * H, R), dt, f" (R = {'P' if w_hr is not None else 'H'} = {R})")
-    _expect("h0", h0, (B, R), dt)
-    _expect("c0", c0, (B, H), dt)
+    expect("w_hh", w_hh, (4 * H, R), dt, f" (R = {'P' if w_hr is not None else 'H'} = {R})")
+    expect("h0", h0, (B, R), dt)
+    expect("c0", c0, (B, H), dt)
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None:
-            _expect(name, b, (4 * H,), dt)
+            expect(name, b, (4 * H,), dt)
     if peephole is not None:
-        _expect("peephole", peephole, (3, H), dt)
+        expect("peephole", peephole, (3, H), dt)
     if ln is not None:
         if not isinstance(ln, (tuple, list)) or len(ln) != 4:
             raise InputTypeError("`ln` must be None or a tuple (gamma_ih, gamma_hh, gamma_c, beta_c)")
         for name, p, n in zip(("gamma_ih", "gamma_hh", "gamma_c", "beta_c"), ln, (4 * H, 4 * H, H, H),
                               strict=True):
-            _expect(f"ln {name}", p, (n,), dt)
+            expect(f"ln {name}", p, (n,), dt)
     acc = torch.float32 if dt == torch.bfloat16 else dt
-    lengths = _check_lengths(lengths, T, B)
-    if recurrent_mask is not None:
-        _expect("recurrent_mask", recurrent_mask, (B, R), None)
-        recurrent_mask = recurrent_mask.to(acc).contiguous()
+    lengths = check_lengths(lengths, T, B)
+    recurrent_mask = check_mask(recurrent_mask, B, R, acc)
     z_c = z_h = None
     zoneout_p = 0.0
     if isinstance(zoneout, (tuple, list)):
         if len(zoneout) != 2:
             raise InputTypeError("`zoneout` must be None, a float p (eval) or a tuple of masks (z_c, z_h)")
-        _expect("zoneout z_c", zoneout[0], (T, B, H), None)
-        _expect("zoneout z_h", zoneout[1], (T, B, R), None)
+        expect("zoneout z_c", zoneout[0], (T, B, H), None)
+        expect("zoneout z_h", zoneout[1], (T, B, R), None)
         z_c, z_h = (z.to(acc).contiguous() for z in zoneout)
-    elif _is_probability(zoneout):
+    elif is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
-    if not is_available():
-        raise RuntimeError(unavailable_reason())
+    build.module()                                  # raises with the reason where the engine cannot be built
     gammas = tuple(ln) if ln is not None else (None,) * 4
     differentiable = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
     # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
     save = backward_follows(*differentiable)
-    config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, _gemm(), b_ih is not None,
-                     b_hh is not None, peephole is not None, acc, save, bool(records))
+    config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, cpu.gemm_id(dt),
+                     b_ih is not None, b_hh is not None, peephole is not None, acc, save, bool(records))
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
 
 
@@ -316,8 +148,8 @@ class _LSTMLayer(torch.autograd.Function):
         x, h0, w_ih, w_hh, w_hr = (_c(t) for t in (x, h0, w_ih, w_hh, w_hr))
         c0a = _c(c0, acc)
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see lstm_layer's docstring
-            out = _module.forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, *gammas, cfg.coupled,
-                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, _EPS, cfg.gemm, cfg.save,
+            out = build.module().forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, *gammas, cfg.coupled,
+                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, EPS, cfg.gemm, cfg.save,
                                   cfg.records)
         y, h_n, c_n, gates, c_seq = out[:5]
         saved = out[5:] if len(out) > 5 else [None] * 6  # hin, hraw, cnew, tanhm, mean, rstd (see csrc)
@@ -338,7 +170,7 @@ class _LSTMLayer(torch.autograd.Function):
             return (torch.zeros_like(x), dh_n, dc_n) + (None,) * 11
         dy, dh_n, dc_n = (_c(d, x.dtype) for d in (dy, dh_n, dc_n))
         with torch.autocast("cpu", enabled=False):
-            grads = _module.backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, g_ih,
+            grads = build.module().backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, g_ih,
                                      g_hh, g_c, b_c, cfg.coupled, cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p,
                                      cfg.gemm, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd,
                                      cfg.has_b_ih or cfg.has_b_hh, cfg.has_peephole, ctx.needs_input_grad[0])

@@ -1,0 +1,211 @@
+"""What this CPU and this torch build can do, found once per process, and the engine's choices that follow.
+
+Two choices change only speed (and results by rounding), never whether a call runs:
+
+- **GEMM library** for float32: MKL's packed GEMM or oneDNN's reordered one (``csrc/gemm.h``). Which is faster
+  depends on the CPU (MKL took a slow path on the AMD EPYCs of BENCHMARKS.md; on an Intel Xeon they were within
+  10%), so it is measured here, once, on a per-step product, and oneDNN is taken only when it wins by a clear
+  margin: a near tie keeps MKL, so the choice does not flip between processes on one machine. ``LSTMKIT_GEMM=
+  mkl|onednn`` overrides it.
+- **bf16 strategy** under ``torch.autocast("cpu", dtype=torch.bfloat16)``: ``"bf16"`` stores the GEMM operands
+  and results in bf16 and multiplies with oneDNN's bf16 kernels; ``"fp32"`` runs the whole call in float32 and
+  rounds its outputs to bf16. ``"bf16"`` needs a CPU with bf16 instructions whose oneDNN can create a bf16
+  primitive (a tiny try), and is taken only where it is measured faster than fp32. Everywhere else, AVX2-only
+  CPUs among them (where oneDNN cannot create bf16 primitives at all), ``"fp32"`` serves: never fail where
+  float32 can serve. ``LSTMKIT_BF16=bf16|fp32`` overrides it (``bf16`` raises where it cannot run).
+
+:func:`torch_kernel_runs_bf16` says whether torch's own fused kernel for a cell runs under bf16 autocast here
+(oneDNN's LSTM primitive does not exist in bf16 on AVX2-only CPUs), so ``auto`` can send those calls elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ...errors import InputError
+from .build import cpu_fingerprint
+
+__all__ = ["Capabilities", "Choice", "capabilities", "choice", "gemm_id", "torch_kernel_runs_bf16"]
+
+# The instruction-set flags that decide a path: vector width, bf16 arithmetic, AMX tiles.
+FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16", "amx_tile")
+# oneDNN must beat MKL by this factor to be chosen (a near tie keeps the choice stable between processes).
+ONEDNN_MARGIN = 1.25
+BF16_MARGIN = 1.10
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    model: str                      # CPU model name ('' if unknown)
+    flags: tuple[str, ...]          # the ones of FLAGS this CPU has
+    torch_capability: str           # ATen's vector ISA: torch.backends.cpu.get_cpu_capability()
+    onednn_bf16: str                # '' when oneDNN creates a bf16 inner-product primitive here, else why not
+    threads: int
+
+
+@dataclass(frozen=True)
+class Choice:
+    gemm: str                       # "mkl" or "onednn": the float32 GEMM library
+    gemm_why: str
+    bf16: str                       # "bf16" or "fp32": how a bf16-autocast call runs
+    bf16_why: str
+
+
+def _try(fn: Callable[[], object]) -> str:
+    """'' if fn runs, else the first line of its error."""
+    try:
+        fn()
+    except RuntimeError as e:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ""
+
+
+@functools.cache
+def capabilities() -> Capabilities:
+    text = cpu_fingerprint()
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 "")
+    have = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+    bf = torch.bfloat16
+    onednn_bf16 = "oneDNN is not in this torch build" if not torch.backends.mkldnn.is_available() else _try(
+        lambda: torch.ops.mkldnn._linear_pointwise(torch.ones(2, 16, dtype=bf), torch.ones(16, 16, dtype=bf),
+                                                   None, "none", [], ""))
+    return Capabilities(model, tuple(f for f in FLAGS if f in have), torch.backends.cpu.get_cpu_capability(),
+                        onednn_bf16, torch.get_num_threads())
+
+
+@functools.cache
+def torch_kernel_runs_bf16(kernel: str) -> str:
+    """'' when torch's fused kernel ``kernel`` ("lstm", "gru", "rnn_tanh", "rnn_relu") runs under bf16 autocast on
+    this CPU, else its error (a tiny try, once per process)."""
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}.get(kernel)
+    if kernel == "rnn_relu":
+        def make() -> torch.nn.Module:
+            return torch.nn.RNN(4, 4, nonlinearity="relu")
+    elif module is not None:
+        def make() -> torch.nn.Module:
+            return module(4, 4)
+    else:
+        raise AssertionError(f"unknown kernel {kernel!r}")
+
+    def run():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            make()(torch.ones(2, 1, 4))
+    return _try(run)
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int = 5, calls: int = 8) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def _measure_gemm() -> tuple[float, float]:
+    """Seconds per step-sized product (64 x 512) @ (512 x 2048)^T, float32: (MKL packed, oneDNN reordered)."""
+    M, K, N = 64, 512, 2048
+    a, w = torch.randn(M, K), torch.randn(N, K)
+    packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
+    reordered = torch.ops.mkldnn._reorder_linear_weight(w, M)
+    mkl = _median_seconds(lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M))
+    onednn = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, reordered, None, "none", [], ""))
+    return mkl, onednn
+
+
+def _measure_bf16(gemm: str) -> tuple[float, float]:
+    """Seconds per step-sized product in bf16 (oneDNN) and in fp32 with the operands widened (the fp32 strategy)."""
+    M, K, N = 64, 512, 2048
+    a, w = torch.randn(M, K), torch.randn(N, K)
+    a16, w16 = a.bfloat16(), w.bfloat16()
+    reordered16 = torch.ops.mkldnn._reorder_linear_weight(w16, M)
+    bf16 = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a16, reordered16, None, "none", [], ""))
+    if gemm == "mkl":
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
+        fp32 = _median_seconds(lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M))
+    else:
+        reordered = torch.ops.mkldnn._reorder_linear_weight(w, M)
+        fp32 = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, reordered, None, "none", [], ""))
+    return bf16, fp32
+
+
+def _override(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = os.environ.get(name, "auto").strip().lower()
+    if value == "auto":
+        return None
+    if value not in allowed:
+        raise InputError(f"{name} (={value!r}) must be {', '.join(map(repr, allowed))} or 'auto'")
+    return value
+
+
+def _gemm_choice(caps: Capabilities) -> tuple[str, str]:
+    forced = _override("LSTMKIT_GEMM", ("mkl", "onednn"))
+    if forced:
+        return forced, "set by LSTMKIT_GEMM"
+    if not torch.backends.mkldnn.is_available():
+        return "mkl", "oneDNN is not in this torch build"
+    if not torch.backends.mkl.is_available():
+        return "onednn", "MKL is not in this torch build"
+    mkl, onednn = _measure_gemm()
+    gflops = 2 * 64 * 512 * 2048 / 1e9
+    figures = f"per-step fp32 GEMM: MKL {gflops / mkl:.0f}, oneDNN {gflops / onednn:.0f} GFLOP/s"
+    if mkl > ONEDNN_MARGIN * onednn:
+        return "onednn", f"measured faster ({figures})"
+    return "mkl", f"oneDNN not {ONEDNN_MARGIN}x faster ({figures})"
+
+
+def _bf16_choice(caps: Capabilities, gemm: str) -> tuple[str, str]:
+    forced = _override("LSTMKIT_BF16", ("bf16", "fp32"))
+    if forced == "bf16" and caps.onednn_bf16:
+        raise InputError(f"LSTMKIT_BF16='bf16' cannot run on this CPU: oneDNN has no bf16 kernels here "
+                         f"({caps.onednn_bf16}); unset it or use 'fp32'")
+    if forced:
+        return forced, "set by LSTMKIT_BF16"
+    if caps.onednn_bf16:
+        return "fp32", f"oneDNN cannot run bf16 GEMMs here ({caps.onednn_bf16})"
+    if not {"avx512_bf16", "amx_bf16"} & set(caps.flags):
+        return "fp32", "no bf16 instructions (avx512_bf16, AMX): bf16 GEMMs would be emulated"
+    bf16, fp32 = _measure_bf16(gemm)
+    figures = f"per-step GEMM: bf16 {bf16 * 1e6:.0f} us, fp32 {fp32 * 1e6:.0f} us"
+    if fp32 > BF16_MARGIN * bf16:
+        return "bf16", f"bf16 GEMMs measured faster ({figures})"
+    return "fp32", f"bf16 GEMMs not faster than fp32 here ({figures})"
+
+
+@functools.cache
+def choice() -> Choice:
+    """The engine's GEMM library and bf16 strategy on this machine (measured once per process)."""
+    caps = capabilities()
+    gemm, gemm_why = _gemm_choice(caps)
+    bf16, bf16_why = _bf16_choice(caps, gemm)
+    return Choice(gemm, gemm_why, bf16, bf16_why)
+
+
+def gemm_id(dtype: torch.dtype) -> int:
+    """The ``gemm`` argument of the C++ layer functions for tensors of ``dtype``: 0 = MKL, 1 = oneDNN.
+
+    bf16 tensors go to oneDNN only with the bf16 strategy; otherwise 0, for which ``csrc/gemm.h`` widens bf16
+    operands to fp32 (exact) and runs fp32 GEMMs, so a bf16 call never needs a bf16 primitive.
+    """
+    c = choice()
+    if dtype == torch.bfloat16:
+        return 1 if c.bf16 == "bf16" else 0
+    return 1 if c.gemm == "onednn" else 0
+
+
+def bf16_runs_as_fp32() -> bool:
+    """Whether a call under bf16 autocast runs wholly in float32 (the ``"fp32"`` strategy)."""
+    return choice().bf16 == "fp32"
