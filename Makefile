@@ -19,9 +19,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m lstmkit demo --out runs/demo
 
+# The suite, then the engine, dtype, autocast and bench tests again with oneDNN and MKL held to AVX2: what an
+# AVX2-only CPU (no AVX-512, no bf16 instructions) sees, so every machine checks both worlds.
+AVX2_ENV := ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+AVX2_TESTS := tests/test_bf16.py tests/test_engine_policy.py tests/test_fused_engine.py \
+	tests/test_fused_engine_gru_rnn.py tests/test_fused_lstm.py tests/test_fused_gru_rnn.py tests/test_bench.py
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
+	$(AVX2_ENV) $(PY) -m pytest $(AVX2_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

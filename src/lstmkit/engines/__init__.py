@@ -12,6 +12,8 @@ Every engine module is an :class:`.base.Engine`: ``NAME``, ``why_not(cell, confi
 
 from .base import Engine
 from .config import RunConfig
+from . import fused, policy, reference, torch_kernel
 from .policy import BACKENDS, ENGINES, check_backend, choose
 
-__all__ = ["BACKENDS", "ENGINES", "Engine", "RunConfig", "check_backend", "choose"]
+__all__ = ["BACKENDS", "ENGINES", "Engine", "RunConfig", "check_backend", "choose", "fused", "policy", "reference",
+           "torch_kernel"]

@@ -1,0 +1,92 @@
+"""The engine policy (lstmkit.engines.choose): one decision for sequence and cell modules, explicit backends
+that raise with the reason, and auto's order of preference."""
+
+import pytest
+import torch
+
+import lstmkit
+from lstmkit.cells import Cell, GRUCellMath, LSTMCellMath, RNNCellMath
+from lstmkit.engines import BACKENDS, ENGINES, RunConfig, choose, fused, policy, reference, torch_kernel
+from lstmkit.engines.fused import build
+
+needs_fused = pytest.mark.skipif(not fused.is_available(), reason=f"fused engine: {fused.unavailable_reason()}")
+X = torch.randn(5, 2, 3)
+SEQ = RunConfig(num_layers=1, bidirectional=False)
+
+
+def test_every_engine_has_the_same_three_names():
+    for name, engine in ENGINES.items():
+        assert engine.NAME == name
+        assert callable(engine.why_not) and callable(engine.run)
+    assert BACKENDS == ("auto", "torch", "fused", "reference")
+
+
+def test_the_reference_serves_everything():
+    for cell in (LSTMCellMath(4, peephole=True), GRUCellMath(4), RNNCellMath(4)):
+        assert reference.why_not(cell, SEQ, X, trace=True) is None
+
+
+def test_plain_lstm_takes_torchs_kernel():
+    assert choose("auto", LSTMCellMath(4), SEQ, X, trace=False) is torch_kernel
+
+
+@needs_fused
+@pytest.mark.parametrize("cell", [LSTMCellMath(4, peephole=True), LSTMCellMath(4, proj_size=2), GRUCellMath(4)],
+                         ids=["variant", "proj_size", "gru"])
+def test_variants_proj_size_and_the_gru_take_the_fused_engine(cell):
+    assert choose("auto", cell, SEQ, X, trace=False) is fused
+
+
+@needs_fused
+def test_traces_without_grad_take_the_fused_engine_and_with_grad_do_not():
+    cell = LSTMCellMath(4)
+    with torch.no_grad():
+        assert choose("auto", cell, SEQ, X, trace=True) is fused
+    with torch.enable_grad():
+        assert choose("auto", cell, SEQ, X, trace=True) is torch_kernel
+        assert choose("auto", LSTMCellMath(4, layer_norm=True), SEQ, X, trace=True) is reference
+
+
+def test_training_recurrent_dropout_leaves_torchs_kernel_and_eval_does_not():
+    cell = LSTMCellMath(4)
+    train = RunConfig(1, False, training=True, recurrent_dropout=0.3)
+    evaluate = RunConfig(1, False, training=False, recurrent_dropout=0.3)
+    assert torch_kernel.why_not(cell, train, X) is not None
+    assert torch_kernel.why_not(cell, evaluate, X) is None
+
+
+def test_cell_modules_never_take_the_fused_engine():
+    step = RunConfig(1, False, single_step=True)
+    assert "single steps" in fused.why_not(GRUCellMath(4), step, X[0])
+    assert choose("auto", GRUCellMath(4), step, X[0], trace=False) is torch_kernel
+    assert lstmkit.GRUCell(3, 4, zoneout=0.1).backend == "auto"
+
+
+def test_an_explicit_backend_that_cannot_serve_raises_with_the_reason_and_the_way_out():
+    with pytest.raises(lstmkit.InputError, match="backend='torch' cannot run this call: .*no fused kernel.*"
+                                                 "use backend='auto'"):
+        choose("torch", LSTMCellMath(4, coupled=True), SEQ, X, trace=False)
+
+
+@needs_fused
+def test_fused_backend_refuses_differentiable_traces():
+    lstm = lstmkit.LSTM(3, 4, backend="fused")
+    with torch.enable_grad(), pytest.raises(lstmkit.InputError, match="records carry no gradient"):
+        lstm.trace(X)
+
+
+def test_a_missing_engine_warns_once_and_falls_back(monkeypatch):
+    monkeypatch.setattr(build, "_module", None)
+    monkeypatch.setattr(build, "_reason", "the fused engine could not be built: no compiler")
+    monkeypatch.setattr(policy, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="no compiler"):
+        assert choose("auto", LSTMCellMath(4, peephole=True), SEQ, X, trace=False) is reference
+
+
+def test_a_custom_cell_runs_on_the_reference():
+    class Leaky(Cell):
+        def step(self, xw, state, w):
+            h = 0.5 * state[0] + 0.5 * torch.tanh(xw + w.hh(state[0]))
+            return (h,), (h,)
+
+    assert choose("auto", Leaky(4), SEQ, X, trace=False) is reference
