@@ -16,7 +16,7 @@ SEQ = RunConfig(num_layers=1, bidirectional=False)
 
 def test_every_engine_has_the_same_three_names():
     for name, engine in ENGINES.items():
-        assert engine.NAME == name
+        assert name == engine.NAME
         assert callable(engine.why_not) and callable(engine.run)
     assert BACKENDS == ("auto", "torch", "fused", "reference")
 

@@ -10,9 +10,9 @@ Every engine module is an :class:`.base.Engine`: ``NAME``, ``why_not(cell, confi
 :func:`choose` (:mod:`.policy`) is the one place that decides which runs a call.
 """
 
+from . import fused, policy, reference, torch_kernel
 from .base import Engine
 from .config import RunConfig
-from . import fused, policy, reference, torch_kernel
 from .policy import BACKENDS, ENGINES, check_backend, choose
 
 __all__ = ["BACKENDS", "ENGINES", "Engine", "RunConfig", "check_backend", "choose", "fused", "policy", "reference",
