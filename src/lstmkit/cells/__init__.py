@@ -2,7 +2,7 @@
 
 from .base import Cell, Weights
 from .gru import GRUCellMath
-from .lstm import LSTMCellMath
+from .lstm import LSTMCellMath, LSTMVariant
 from .rnn import RNNCellMath
 
-__all__ = ["Cell", "Weights", "LSTMCellMath", "GRUCellMath", "RNNCellMath"]
+__all__ = ["Cell", "Weights", "LSTMCellMath", "LSTMVariant", "GRUCellMath", "RNNCellMath"]

@@ -29,6 +29,8 @@ Variants (any combination):
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -43,6 +45,34 @@ def layer_norm(v: Tensor, gain: Tensor, bias: Tensor | None = None) -> Tensor:
     return F.layer_norm(v, v.shape[-1:], gain, bias, LN_EPS)
 
 
+@dataclass(frozen=True)
+class LSTMVariant:
+    """Which terms an LSTM cell has beyond torch's. The one description of the options: :meth:`LSTMCellMath.step`,
+    the parameters, the fused engine's configuration and the module's repr all read it, so a new variant is one
+    field here, its parameters in :meth:`parameters` and its math in ``step`` (and the engines that run it)."""
+
+    peephole: bool = False
+    layer_norm: bool = False
+    coupled: bool = False
+
+    @property
+    def plain(self) -> bool:
+        """No variant: exactly torch's LSTM."""
+        return not any(getattr(self, f.name) for f in fields(self))
+
+    def parameters(self, H: int) -> dict[str, tuple[int, ...]]:
+        """The parameters each option adds, per layer and direction: ``{name: shape}``."""
+        extra: dict[str, tuple[int, ...]] = {}
+        if self.peephole:
+            extra["weight_peephole"] = (3, H)                                    # rows p_i, p_f, p_o
+        if self.layer_norm:
+            extra.update(weight_ln_ih=(4 * H,), weight_ln_hh=(4 * H,), weight_ln_c=(H,), bias_ln_c=(H,))
+        return extra
+
+    def describe(self) -> str:
+        return ", ".join(f"{f.name}=True" for f in fields(self) if getattr(self, f.name))
+
+
 class LSTMCellMath(Cell):
     gates = 4
     states = ("h", "c")
@@ -52,19 +82,23 @@ class LSTMCellMath(Cell):
     def __init__(self, hidden_size: int, proj_size: int = 0, *, peephole: bool = False,
                  layer_norm: bool = False, coupled: bool = False):
         super().__init__(hidden_size, proj_size)
-        self.peephole = peephole
-        self.layer_norm = layer_norm
-        self.coupled = coupled
-        self.torch_kernel = None if (peephole or layer_norm or coupled) else "lstm"
+        self.variant = LSTMVariant(peephole, layer_norm, coupled)
+        self.torch_kernel = "lstm" if self.variant.plain else None
+
+    @property
+    def peephole(self) -> bool:
+        return self.variant.peephole
+
+    @property
+    def layer_norm(self) -> bool:
+        return self.variant.layer_norm
+
+    @property
+    def coupled(self) -> bool:
+        return self.variant.coupled
 
     def extra_parameters(self) -> dict[str, tuple[int, ...]]:
-        H = self.hidden_size
-        extra = {}
-        if self.peephole:
-            extra["weight_peephole"] = (3, H)
-        if self.layer_norm:
-            extra.update(weight_ln_ih=(4 * H,), weight_ln_hh=(4 * H,), weight_ln_c=(H,), bias_ln_c=(H,))
-        return extra
+        return self.variant.parameters(self.hidden_size)
 
     def reset_extra_(self, name: str, p: Tensor, stdv: float) -> None:
         if name.startswith("weight_ln"):
@@ -117,5 +151,4 @@ class LSTMCellMath(Cell):
         return i, f, g, o, torch.stack(cs), y
 
     def describe(self) -> str:
-        on = [name for name in ("peephole", "layer_norm", "coupled") if getattr(self, name)]
-        return ", ".join(f"{name}=True" for name in on)
+        return self.variant.describe()

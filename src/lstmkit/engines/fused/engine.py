@@ -81,7 +81,7 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
-    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or getattr(cell, "layer_norm", False)):
+    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or (isinstance(cell, LSTMCellMath) and cell.variant.layer_norm)):
         # Layer norm normalises the GEMM results over few features, which magnifies their bf16 rounding: with bf16
         # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
@@ -122,8 +122,9 @@ def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config:
 
 def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool):
     h0, c0 = state                                                              # (B, R), (B, H)
+    v = cell.variant                                                            # which terms the cell has
     ln = None
-    if cell.layer_norm:
+    if v.layer_norm:
         ln = tuple(cast(w[name]) for name in ("weight_ln_ih", "weight_ln_hh", "weight_ln_c", "bias_ln_c"))
     zoneout = _zoneout(masks, config)
     if isinstance(zoneout, tuple):
@@ -131,7 +132,7 @@ def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks,
         zoneout = (z_c, z_h)
     y, h_n, c_n, gates, c_seq = lstm_layer(
         x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
-        lengths, cast(w["weight_peephole"]) if cell.peephole else None, ln, cell.coupled, masks.recurrent, zoneout,
+        lengths, cast(w["weight_peephole"]) if v.peephole else None, ln, v.coupled, masks.recurrent, zoneout,
         records=trace)
     i, f, g, o = gates.chunk(4, dim=-1)                                         # (T, B, H) each; empty unless trace
     return y, (h_n, c_n), (i, f, g, o, c_seq, y)
