@@ -81,7 +81,8 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
                masks: Masks, config: RunConfig, trace: bool):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
-    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or (isinstance(cell, LSTMCellMath) and cell.variant.layer_norm)):
+    layer_norm = isinstance(cell, LSTMCellMath) and cell.variant.layer_norm
+    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or layer_norm):
         # Layer norm normalises the GEMM results over few features, which magnifies their bf16 rounding: with bf16
         # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
