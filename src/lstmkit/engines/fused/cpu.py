@@ -5,14 +5,18 @@ Two choices change only speed (and results by rounding), never whether a call ru
 - **GEMM library** for float32: MKL's packed GEMM or oneDNN's reordered one (``csrc/gemm.h``). Which is faster
   depends on the CPU (MKL took a slow path on the AMD EPYCs of BENCHMARKS.md; on an Intel Xeon they were within
   10%), so it is measured here, once, on a per-step product, and oneDNN is taken only when it wins by a clear
-  margin: a near tie keeps MKL, so the choice does not flip between processes on one machine. ``LSTMKIT_GEMM=
-  mkl|onednn`` overrides it.
+  margin: a near tie keeps MKL. ``LSTMKIT_GEMM=mkl|onednn`` overrides it.
 - **bf16 strategy** under ``torch.autocast("cpu", dtype=torch.bfloat16)``: ``"bf16"`` stores the GEMM operands
   and results in bf16 and multiplies with oneDNN's bf16 kernels; ``"fp32"`` runs the whole call in float32 and
   rounds its outputs to bf16. ``"bf16"`` needs a CPU with bf16 instructions whose oneDNN can create a bf16
-  primitive (a tiny try), and is taken only where it is measured faster than fp32. Everywhere else, AVX2-only
+  primitive (a tiny try), and is taken only where it is measured faster than fp32 by a margin. Everywhere else, AVX2-only
   CPUs among them (where oneDNN cannot create bf16 primitives at all), ``"fp32"`` serves: never fail where
   float32 can serve. ``LSTMKIT_BF16=bf16|fp32`` overrides it (``bf16`` raises where it cannot run).
+
+Measured choices are saved next to the engine's build (``cpu-choice-*.json``, keyed by torch's version, the
+thread count and the ISA limits in the environment), so every later process on the machine makes the same choice
+and gives bitwise the same results (a resumed training run among them); measurements on a busy machine would
+otherwise differ from process to process.
 
 :func:`torch_kernel_runs_bf16` says whether torch's own fused kernel for a cell runs under bf16 autocast here
 (oneDNN's LSTM primitive does not exist in bf16 on AVX2-only CPUs), so ``auto`` can send those calls elsewhere.
@@ -21,8 +25,9 @@ Two choices change only speed (and results by rounding), never whether a call ru
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import InputError
-from .build import cpu_fingerprint
+from .build import build_directory, cpu_fingerprint
 
 __all__ = ["Capabilities", "Choice", "capabilities", "choice", "gemm_id", "torch_kernel_runs_bf16"]
 
@@ -63,7 +68,8 @@ def _try(fn: Callable[[], object]) -> str:
     try:
         fn()
     except RuntimeError as e:
-        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        return text.splitlines()[0].split(". Run workload")[0] if text else type(e).__name__
     return ""
 
 
@@ -104,7 +110,8 @@ def torch_kernel_runs_bf16(kernel: str) -> str:
     return _try(run)
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int = 5, calls: int = 8) -> float:
+def _median_seconds(fn: Callable[[], object], repeats: int = 7, calls: int = 8) -> float:
+    """The fastest of `repeats` timings (the least disturbed by other work on the machine), per call."""
     fn()
     times = []
     for _ in range(repeats):
@@ -112,7 +119,7 @@ def _median_seconds(fn: Callable[[], object], repeats: int = 5, calls: int = 8) 
         for _ in range(calls):
             fn()
         times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+    return min(times)
 
 
 def _measure_gemm() -> tuple[float, float]:
@@ -185,13 +192,47 @@ def _bf16_choice(caps: Capabilities, gemm: str) -> tuple[str, str]:
     return "fp32", f"bf16 GEMMs not faster than fp32 here ({figures})"
 
 
+def _saved_choice_path() -> str:
+    keys = [torch.__version__, str(torch.get_num_threads())]
+    keys += [f"{k}={os.environ.get(k, '')}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                                                      "ATEN_CPU_CAPABILITY", "LSTMKIT_GEMM", "LSTMKIT_BF16")]
+    digest = hashlib.sha1(" ".join(keys).encode()).hexdigest()[:10]
+    return os.path.join(build_directory(), f"cpu-choice-{digest}.json")
+
+
+def _load_saved(path: str) -> Choice | None:
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        c = Choice(**saved)
+    except (OSError, ValueError, TypeError):
+        return None
+    ok = c.gemm in ("mkl", "onednn") and c.bf16 in ("bf16", "fp32")
+    if c.bf16 == "bf16" and capabilities().onednn_bf16:            # saved on a CPU (or ISA limit) that had it
+        ok = False
+    return c if ok else None
+
+
 @functools.cache
 def choice() -> Choice:
-    """The engine's GEMM library and bf16 strategy on this machine (measured once per process)."""
+    """The engine's GEMM library and bf16 strategy on this machine: measured once and saved (see above)."""
+    path = _saved_choice_path()
+    saved = _load_saved(path)
+    if saved is not None:
+        return saved
     caps = capabilities()
     gemm, gemm_why = _gemm_choice(caps)
     bf16, bf16_why = _bf16_choice(caps, gemm)
-    return Choice(gemm, gemm_why, bf16, bf16_why)
+    made = Choice(gemm, gemm_why, bf16, bf16_why)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(made.__dict__, f)
+        os.replace(tmp, path)                                      # atomic: a reader sees all of it or none
+    except OSError:
+        pass                                                       # a read-only cache: measure in each process
+    return made
 
 
 def gemm_id(dtype: torch.dtype) -> int:
