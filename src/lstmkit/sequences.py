@@ -33,26 +33,30 @@ class Sequences:
 
     @property
     def batch(self) -> int:
-        if self.is_packed:
+        if self.batch_sizes is not None:
             return int(self.batch_sizes[0])
-        return self.padded.shape[0 if self.batch_first else 1]
+        return self.time_major().shape[1]
 
     @property
     def steps(self) -> int:
-        if self.is_packed:
+        if self.batch_sizes is not None:
             return len(self.batch_sizes)
-        return self.padded.shape[1 if self.batch_first else 0]
+        return self.time_major().shape[0]
 
     def time_major(self) -> Tensor:
         """(T, B, F), zero past each sequence's end."""
         if self.padded is None:
-            self.padded, _ = pad_packed_sequence(PackedSequence(self.data, self.batch_sizes))
+            self.padded, _ = pad_packed_sequence(PackedSequence(self.packed_data(), self.batch_sizes))
             self.batch_first = False
         return self.padded.transpose(0, 1) if self.batch_first else self.padded
 
+    def values(self) -> Tensor:
+        """The batch's values as they are (padded or packed), e.g. for their device and dtype."""
+        return self.padded if self.padded is not None else self.packed_data()
+
     def lengths(self) -> Tensor | None:
         """(B,) int64 on the CPU, longest first; None when every sequence has all T steps."""
-        if not self.is_packed:
+        if self.batch_sizes is None:
             return None
         # Sequence b is alive at step t while b < batch_sizes[t]; its length counts those steps.
         return (torch.arange(self.batch).unsqueeze(1) < self.batch_sizes.unsqueeze(0)).sum(1)   # (B,)
@@ -64,8 +68,9 @@ class Sequences:
 
     def like(self, output: Tensor) -> Sequences:
         """The engine's time-major padded `output` (T, B, F) in this batch's form."""
-        if self.is_packed:
-            return Sequences(data=pack_padded_sequence(output, self.lengths()).data, batch_sizes=self.batch_sizes)
+        lengths = self.lengths()
+        if lengths is not None:
+            return Sequences(data=pack_padded_sequence(output, lengths).data, batch_sizes=self.batch_sizes)
         if self.batch_first:
             return Sequences(padded=output.transpose(0, 1), batch_first=True)
         return Sequences(padded=output)
@@ -119,8 +124,8 @@ class InputForm:
 
     def sequences(self, input: Tensor | PackedSequence) -> Sequences:
         """The engines' form of `input`."""
-        if self.packed is not None:
-            return Sequences(data=self.packed.data, batch_sizes=self.packed.batch_sizes)
+        if isinstance(input, PackedSequence):
+            return Sequences(data=input.data, batch_sizes=input.batch_sizes)
         x = input.unsqueeze(self._batch_dim) if self.unbatched else input
         return Sequences(padded=x, batch_first=self.batch_first)
 
@@ -145,7 +150,8 @@ class InputForm:
         if self.packed is not None:
             p = self.packed
             return PackedSequence(out.packed_data(), p.batch_sizes, p.sorted_indices, p.unsorted_indices)
-        return out.padded.squeeze(self._batch_dim) if self.unbatched else out.padded
+        padded = out.time_major().transpose(0, 1) if self.batch_first else out.time_major()
+        return padded.squeeze(self._batch_dim) if self.unbatched else padded
 
     def record(self, r: Tensor) -> Tensor:
         """A time-major (T, B, .) record laid out like the caller's output (padded for packed input)."""

@@ -42,6 +42,8 @@ class Weights:
     recurrent_mask: Tensor | None = None
 
     def __getitem__(self, name: str) -> Tensor:
+        if self.extra is None:
+            raise KeyError(name)
         return self.extra[name]
 
     def recurrent_input(self, h: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ None)``. Reverse directions are forward ones on steps reversed within each seque
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ def run_layers(direction: Callable, cell: Cell, seq: Sequences, hx: tuple[Tensor
     x = seq.time_major()                                                        # (T, B, I)
     lengths = seq.lengths()                                                     # (B,) or None
     D = config.directions
-    final = [[None] * (config.num_layers * D) for _ in cell.states]
+    final: list[list[Any]] = [[None] * (config.num_layers * D) for _ in cell.states]
     records = []
     for layer in range(config.num_layers):
         outputs, layer_records = [], []

@@ -8,6 +8,9 @@ then recovers every gate from the outputs with batched GEMMs over all steps (``c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,9 +21,10 @@ from .config import RunConfig
 from .fused import cpu
 
 NAME = "torch"
-KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
-CELL_KERNELS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
-                "rnn_relu": torch.rnn_relu_cell}
+KERNELS: dict[str, Callable[..., Any]] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh,
+                                          "rnn_relu": torch.rnn_relu}
+CELL_KERNELS: dict[str, Callable[..., Any]] = {"lstm": torch.lstm_cell, "gru": torch.gru_cell,
+                                               "rnn_tanh": torch.rnn_tanh_cell, "rnn_relu": torch.rnn_relu_cell}
 
 
 def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bool = False) -> str | None:
@@ -40,7 +44,7 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
 
 def step(cell: Cell, x: Tensor, state: tuple[Tensor, ...], w: Weights) -> tuple[Tensor, ...]:
     """One step of a cell module on torch's fused cell kernel: x (B, I), state (B, S) each -> the new state."""
-    kernel = CELL_KERNELS[cell.torch_kernel]
+    kernel = CELL_KERNELS[str(cell.torch_kernel)]
     out = kernel(x, state if len(state) > 1 else state[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh)
     return tuple(out) if isinstance(out, tuple | list) else (out,)
 
@@ -77,7 +81,7 @@ def _kernel(cell, seq: Sequences, hx, weights, config: RunConfig, layers, dropou
         result = kernel(seq.packed_data(), seq.batch_sizes, hidden, *args)
         out = Sequences(data=result[0], batch_sizes=seq.batch_sizes)
     else:
-        result = kernel(seq.padded, hidden, *args, seq.batch_first)
+        result = kernel(seq.values(), hidden, *args, seq.batch_first)
         out = Sequences(padded=result[0], batch_first=seq.batch_first)
     return out, tuple(result[1:])
 
@@ -90,7 +94,7 @@ def _flat(w: Weights) -> list[Tensor]:
 def _dropout(seq: Sequences, p: float) -> Sequences:
     if seq.is_packed:
         return Sequences(data=F.dropout(seq.packed_data(), p, True), batch_sizes=seq.batch_sizes)
-    return Sequences(padded=F.dropout(seq.padded, p, True), batch_first=seq.batch_first)
+    return Sequences(padded=F.dropout(seq.values(), p, True), batch_first=seq.batch_first)
 
 
 def _replay_layer(cell: Cell, seq_in: Sequences, seq_out: Sequences, hx, weights: list[Weights], D: int):

@@ -24,6 +24,7 @@ def _lstm_math(peephole, layer_norm, coupled):
 
 def _set_forget_bias(bias_ih: torch.Tensor | None, bias_hh: torch.Tensor | None, value: float, H: int) -> None:
     """torch adds b_ih and b_hh, so the forget gate's effective bias is their sum: put it all in b_ih."""
+    assert bias_ih is not None and bias_hh is not None      # forget_bias needs bias=True (checked at construction)
     with torch.no_grad():
         bias_ih[H:2 * H].fill_(value)
         bias_hh[H:2 * H].zero_()

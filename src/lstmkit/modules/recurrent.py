@@ -82,7 +82,7 @@ class Recurrent(nn.Module):
         for layer in range(self.num_layers):
             layer_in = self.input_size if layer == 0 else R * D
             for d in range(D):
-                shapes = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, R)}
+                shapes: dict[str, tuple[int, ...]] = {"weight_ih": (G * H, layer_in), "weight_hh": (G * H, R)}
                 if self.bias:
                     shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
                 if self.proj_size:
@@ -131,9 +131,9 @@ class Recurrent(nn.Module):
             for d in range(D):
                 suffix = f"_l{layer}{'_reverse' if d else ''}"
                 get = lambda base, s=suffix: getattr(self, base + s, None)  # noqa: E731
-                extra = {base: get(base) for base in self.cell.extra_parameters()}
-                row.append(Weights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
-                                   get("weight_hr"), extra))
+                extra = {base: getattr(self, base + suffix) for base in self.cell.extra_parameters()}
+                row.append(Weights(getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix),
+                                   get("bias_ih"), get("bias_hh"), get("weight_hr"), extra))
             out.append(row)
         return out
 
@@ -145,7 +145,7 @@ class Recurrent(nn.Module):
 
     def forward(self, input, hx=None):
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), _data(seq), trace=False)
+        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=False)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
@@ -154,8 +154,9 @@ class Recurrent(nn.Module):
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), _data(seq), trace=True)
+        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=True)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
+        assert records is not None                  # every engine returns records when asked to trace
         make = record_type(self.cell.records)
         shaped = [[make(*(form.record(r) for r in rec)) for rec in row] for row in records]
         return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq))
@@ -164,7 +165,7 @@ class Recurrent(nn.Module):
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
         _, seq, _ = self._prepare(input, hx)
-        return choose(self.backend, self.cell, self._config(), _data(seq), trace=trace).NAME
+        return choose(self.backend, self.cell, self._config(), seq.values(), trace=trace).NAME
 
     def _prepare(self, input, hx) -> tuple[InputForm, Sequences, tuple[Tensor, ...]]:
         """Checks the call and turns it into engine form: the caller's form, the batch, the initial states."""
@@ -172,7 +173,7 @@ class Recurrent(nn.Module):
         _checks.sequence_input(input, input_size=self.input_size, weight=weight)
         form = InputForm.of(input, self.batch_first)
         seq = form.sequences(input)
-        x = _data(seq)
+        x = seq.values()
         B = seq.batch
         D = 2 if self.bidirectional else 1
         sizes = self.cell.state_sizes()
@@ -203,6 +204,7 @@ class Recurrent(nn.Module):
                                      f"{type(hx).__name__}" + (f" of length {len(hx)}"
                                                                if isinstance(hx, tuple | list) else ""))
         LD = self.num_layers * D
+        expected: tuple[int, ...]
         for name, h, size in zip(names, hx, sizes, strict=True):
             what = "proj_size" if (size == self.proj_size and self.proj_size) else "hidden_size"
             if unbatched:
@@ -223,11 +225,6 @@ class Recurrent(nn.Module):
                 s += f", {name}={getattr(self, name)!r}"
         cell = self.cell.describe()
         return s + (f", {cell}" if cell else "")
-
-
-def _data(seq: Sequences) -> Tensor:
-    """The batch's values (padded or packed), for the engine choice (device, dtype)."""
-    return seq.padded if seq.padded is not None else seq.data
 
 
 def _one_or_tuple(state: tuple[Tensor, ...]):

@@ -7,11 +7,11 @@ Two choices change only speed (and results by rounding), never whether a call ru
   10%), so it is measured here, once, on a per-step product, and oneDNN is taken only when it wins by a clear
   margin: a near tie keeps MKL. ``LSTMKIT_GEMM=mkl|onednn`` overrides it.
 - **bf16 strategy** under ``torch.autocast("cpu", dtype=torch.bfloat16)``: ``"bf16"`` stores the GEMM operands
-  and results in bf16 and multiplies with oneDNN's bf16 kernels; ``"fp32"`` runs the whole call in float32 and
-  rounds its outputs to bf16. ``"bf16"`` needs a CPU with bf16 instructions whose oneDNN can create a bf16
-  primitive (a tiny try), and is taken only where it is measured faster than fp32 by a margin. Everywhere else, AVX2-only
-  CPUs among them (where oneDNN cannot create bf16 primitives at all), ``"fp32"`` serves: never fail where
-  float32 can serve. ``LSTMKIT_BF16=bf16|fp32`` overrides it (``bf16`` raises where it cannot run).
+  and results in bf16 and multiplies with oneDNN's bf16 kernels; ``"fp32"`` runs the whole call in float32
+  and rounds its outputs to bf16. ``"bf16"`` needs a CPU with bf16 instructions whose oneDNN can create a bf16
+  primitive (a tiny try), and is taken only where it is measured faster than fp32 by a margin. Everywhere
+  else, AVX2-only CPUs among them (where oneDNN cannot create bf16 primitives at all), ``"fp32"`` serves:
+  never fail where float32 can serve. ``LSTMKIT_BF16=bf16|fp32`` overrides it (``bf16`` raises where it cannot run).
 
 Measured choices are saved next to the engine's build (``cpu-choice-*.json``, keyed by torch's version, the
 thread count and the ISA limits in the environment), so every later process on the machine makes the same choice

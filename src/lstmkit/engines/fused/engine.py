@@ -117,6 +117,7 @@ def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config:
         y, h_n, gates = gru_layer(*args, **opts)
         r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each; empty unless trace
         return y, (h_n,), (r, z, n, y)
+    assert isinstance(cell, RNNCellMath)                                        # (CELLS: LSTM, GRU, RNN only)
     y, h_n, a = rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
     return y, (h_n,), (a, y)
 

@@ -81,7 +81,7 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
     if isinstance(zoneout, Tensor):
         expect("zoneout", zoneout, (T, B, H), None)
         z_h = zoneout.to(acc).contiguous()
-    elif is_probability(zoneout):
+    elif isinstance(zoneout, (int, float)) and is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")

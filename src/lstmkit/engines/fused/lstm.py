@@ -105,7 +105,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         expect("zoneout z_c", zoneout[0], (T, B, H), None)
         expect("zoneout z_h", zoneout[1], (T, B, R), None)
         z_c, z_h = (z.to(acc).contiguous() for z in zoneout)
-    elif is_probability(zoneout):
+    elif isinstance(zoneout, (int, float)) and is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
