@@ -46,15 +46,17 @@ def finite_float(name: str, value) -> float:
     return float(value)
 
 
-def sequence_input(x, *, input_size: int, weight: torch.Tensor, cell: bool = False) -> None:
+def sequence_input(x, *, input_size: int, weight: torch.Tensor, cell: bool = False,
+                   batch_first: bool = False) -> None:
     """The checks every input passes: a float tensor (or PackedSequence) whose last dimension is `input_size`, on
     the parameters' device and (outside autocast) of their dtype; of rank 2 or 3 (a cell's: 1 or 2)."""
     packed_ok = not cell
     if isinstance(x, PackedSequence) and packed_ok:
         data = x.data
-        if data.dim() != 2:
+        if not isinstance(data, torch.Tensor) or data.dim() != 2:
             raise InputError(f"`input` is a PackedSequence whose data must be 2-D (N, {input_size}), "
-                             f"got shape {tuple(data.shape)}")
+                             f"got shape {tuple(getattr(data, 'shape', ()))}")
+        packed_sequence(x)
     elif isinstance(x, torch.Tensor):
         data = x
         ranks = (2, 1) if cell else (3, 2)
@@ -68,9 +70,46 @@ def sequence_input(x, *, input_size: int, weight: torch.Tensor, cell: bool = Fal
     if data.shape[-1] != input_size:
         raise InputError(f"`input` has {data.shape[-1]} features in its last dimension but the module was built "
                          f"with input_size={input_size}; shape {tuple(data.shape)}")
-    if data.numel() == 0:
-        raise InputError(f"`input` is empty (shape {tuple(data.shape)}): a sequence needs at least one step "
-                         "and a batch at least one sequence")
+    # An empty batch gives empty outputs, as in torch.nn; a sequence of no steps is an error there too.
+    time_dim = None if cell else (1 if batch_first and data.dim() == 3 else 0)
+    if time_dim is not None and not isinstance(x, PackedSequence) and data.shape[time_dim] == 0:
+        raise InputError(f"`input` has no steps (shape {tuple(data.shape)}, time is dimension {time_dim}): a "
+                         "sequence needs at least one step")
+
+
+def packed_sequence(x: PackedSequence) -> None:
+    """A PackedSequence whose bookkeeping is consistent, checked before anything reads it (torch's unpacking
+    trusts it, and a hand-built one with a zero or growing batch size crashed the interpreter inside it)."""
+    sizes, n = x.batch_sizes, x.data.shape[0]
+    if not isinstance(sizes, torch.Tensor) or sizes.dim() != 1 or sizes.dtype != torch.int64 \
+            or sizes.device.type != "cpu":
+        what = f"{sizes.dtype} {sizes.dim()}-D on {sizes.device}" if isinstance(sizes, torch.Tensor) \
+            else type(sizes).__name__
+        raise InputError(f"`input.batch_sizes` must be a 1-D int64 tensor on the CPU (as pack_padded_sequence "
+                         f"makes it), got {what}")
+    if sizes.numel() == 0:
+        raise InputError("`input.batch_sizes` is empty: a packed batch needs at least one step")
+    if int(sizes.min()) <= 0:
+        raise InputError(f"`input.batch_sizes` must be positive, got {sizes.tolist()}")
+    if sizes.numel() > 1 and bool((sizes[1:] > sizes[:-1]).any()):
+        raise InputError(f"`input.batch_sizes` must be non-increasing (sequences sorted longest first), got "
+                         f"{sizes.tolist()}")
+    if int(sizes.sum()) != n:
+        raise InputError(f"`input.batch_sizes` sums to {int(sizes.sum())} but `input.data` has {n} rows")
+    B = int(sizes[0])
+    order = (x.sorted_indices, x.unsorted_indices)
+    if (order[0] is None) != (order[1] is None):
+        raise InputError("`input.sorted_indices` and `input.unsorted_indices` must both be given or both be None")
+    if order[0] is None:
+        return
+    for name, idx in zip(("sorted_indices", "unsorted_indices"), order, strict=True):
+        if not isinstance(idx, torch.Tensor) or idx.dtype != torch.int64 or tuple(idx.shape) != (B,):
+            got = f"{idx.dtype} {tuple(idx.shape)}" if isinstance(idx, torch.Tensor) else type(idx).__name__
+            raise InputError(f"`input.{name}` must be an int64 tensor of shape ({B},), got {got}")
+    s, u = (idx.cpu() for idx in order)
+    if not torch.equal(s.sort().values, torch.arange(B)) or not torch.equal(s[u], torch.arange(B)):
+        raise InputError(f"`input.sorted_indices` must be a permutation of 0..{B - 1} and "
+                         "`input.unsorted_indices` its inverse")
 
 
 def _float_like(name: str, t: torch.Tensor, weight: torch.Tensor) -> None:
@@ -100,3 +139,13 @@ def state_tensor(name: str, t, expected: tuple[int, ...], x: torch.Tensor, weigh
     _float_like(name, t, weight)
     if t.dtype != x.dtype and not torch.is_autocast_enabled(t.device.type):
         raise InputError(f"`{name}` has dtype {t.dtype} but `input` has {x.dtype}; give both the same dtype")
+
+
+def parameters(named: list[tuple[str, torch.Tensor]]) -> None:
+    """Every parameter has the first one's dtype and device (engines run them together; the fused engine would
+    otherwise compute a float64 weight in float32)."""
+    first_name, first = named[0]
+    for name, p in named[1:]:
+        if p.dtype != first.dtype or p.device != first.device:
+            raise InputError(f"parameter `{name}` is {p.dtype} on {p.device} but `{first_name}` is {first.dtype} "
+                             f"on {first.device}; give the module one dtype and device (module.to(...))")

@@ -170,7 +170,8 @@ class Recurrent(nn.Module):
     def _prepare(self, input, hx) -> tuple[InputForm, Sequences, tuple[Tensor, ...]]:
         """Checks the call and turns it into engine form: the caller's form, the batch, the initial states."""
         weight = getattr(self, self._flat_weights_names[0])
-        _checks.sequence_input(input, input_size=self.input_size, weight=weight)
+        _checks.sequence_input(input, input_size=self.input_size, weight=weight, batch_first=self.batch_first)
+        _checks.parameters(list(self.named_parameters()))
         form = InputForm.of(input, self.batch_first)
         seq = form.sequences(input)
         x = seq.values()
