@@ -73,3 +73,17 @@ def test_a_cell_parameter_of_another_dtype_raises():
     cell.bias_hh.data = cell.bias_hh.data.double()
     with pytest.raises(lstmkit.InputError, match="parameter `bias_hh` is torch.float64"):
         cell(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dropout_between_layers_on_packed_input_is_the_same_on_every_engine_and_torch_nn(kind):
+    torch.manual_seed(0)
+    theirs = getattr(torch.nn, kind)(3, 5, num_layers=3, dropout=0.5, bidirectional=True)
+    x = pack_padded_sequence(torch.randn(6, 4, 3), torch.tensor([6, 2, 5, 3]), enforce_sorted=False)
+    torch.manual_seed(7)
+    want = theirs(x)[0].data
+    for backend in ENGINES + ["torch"]:
+        ours = getattr(lstmkit, kind)(3, 5, num_layers=3, dropout=0.5, bidirectional=True, backend=backend)
+        ours.load_state_dict(theirs.state_dict())
+        torch.manual_seed(7)
+        torch.testing.assert_close(ours(x)[0].data, want, atol=1e-5, rtol=1e-5, msg=f"backend={backend}")

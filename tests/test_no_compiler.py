@@ -39,3 +39,22 @@ def test_plain_lstm_needs_no_compiler(no_compiler):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert lstmkit.LSTM(3, 4).engine_for(torch.randn(5, 2, 3)) == "torch"
+
+
+@pytest.mark.skipif(not build.is_built(), reason="the engine is not built for this CPU yet")
+def test_an_engine_already_built_loads_without_a_compiler(monkeypatch):
+    monkeypatch.setattr(build, "_module", None)
+    monkeypatch.setattr(build, "_reason", None)
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert build.is_available(), build.unavailable_reason()
+    assert lstmkit.LSTM(3, 4, peephole=True, backend="fused")(torch.randn(5, 2, 3))[0].shape == (5, 2, 4)
+
+
+def test_without_a_build_or_a_compiler_the_reason_says_both(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "_module", None)
+    monkeypatch.setattr(build, "_reason", None)
+    monkeypatch.setenv("LSTMKIT_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    assert not build.is_available()
+    assert "no C++ compiler ('no-such-compiler') on PATH, and no build for this CPU" in build.unavailable_reason()

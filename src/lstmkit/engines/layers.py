@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ..cells import Cell, Weights
 from ..sequences import Sequences, reverse_within
@@ -43,7 +44,18 @@ def run_layers(direction: Callable, cell: Cell, seq: Sequences, hx: tuple[Tensor
                 final[k][index] = s
         x = outputs[0] if D == 1 else torch.cat(outputs, dim=-1)               # (T, B, D*R)
         if config.dropout > 0 and config.training and layer < config.num_layers - 1:
-            x = F.dropout(x, config.dropout, training=True)
+            x = _dropout_between_layers(x, lengths, config.dropout)
         records.append(layer_records)
     state = tuple(torch.stack(s) for s in final)                                # (L*D, B, S) each
     return seq.like(x), state, records if trace else None
+
+
+def _dropout_between_layers(x: Tensor, lengths: Tensor | None, p: float) -> Tensor:
+    """Dropout on a layer's output (T, B, D*R). torch's kernels drop out a packed batch's data, rows in packed
+    order, so for packed input the mask is drawn over those same rows here: the same seed gives the same mask on
+    every engine and for every input form."""
+    if lengths is None:
+        return F.dropout(x, p, training=True)
+    packed = pack_padded_sequence(x, lengths)                                   # lengths: longest first
+    dropped = PackedSequence(F.dropout(packed.data, p, training=True), packed.batch_sizes)
+    return pad_packed_sequence(dropped, total_length=x.shape[0])[0]
