@@ -144,13 +144,43 @@ class Recurrent(nn.Module):
     # -- the call -------------------------------------------------------------------------------------------
 
     def forward(self, input, hx=None):
+        r"""Runs the cell over every step, layer and direction, as torch.nn.LSTM/GRU/RNN's ``forward``.
+
+        Shapes: ``T`` steps, ``B`` batch, ``I`` input_size, ``H`` hidden_size, ``P`` proj_size, ``R = P`` if
+        ``P > 0`` else ``H``, ``D = 2`` if bidirectional else 1, ``L`` num_layers.
+
+        Inputs: ``input, hx``
+            - **input**: ``(T, B, I)``, ``(B, T, I)`` with ``batch_first``, ``(T, I)`` unbatched, or a
+              ``PackedSequence`` of ``(sum of lengths, I)``.
+            - **hx** (optional, zeros by default): the initial state, one tensor per entry of ``cell.states``
+              (LSTM a tuple ``(h_0, c_0)``, GRU and RNN the tensor ``h_0``): ``h_0`` of ``(D*L, B, R)``,
+              ``c_0`` of ``(D*L, B, H)``; without the ``B`` dimension for unbatched input.
+
+        Outputs: ``output, h_n`` (GRU, RNN) or ``output, (h_n, c_n)`` (LSTM)
+            - **output**: ``(T, B, D*R)`` (``(B, T, D*R)`` with ``batch_first``, ``(T, D*R)`` unbatched, a
+              ``PackedSequence`` for packed input): the last layer's ``h_t`` for every step, both directions
+              concatenated.
+            - **h_n**: ``(D*L, B, R)``, the final ``h`` of every layer and direction; **c_n**: ``(D*L, B, H)``,
+              the final cell state (LSTM). For packed input, each sequence's state at its own last step.
+        """
         form, seq, hx = self._prepare(input, hx)
         engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=False)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
     def trace(self, input, hx=None) -> Trace:
-        """Runs like ``forward`` and also returns every step's gates and states; see :class:`lstmkit.Trace`.
+        """Runs like ``forward`` and also returns every step's gates and states.
+
+        Inputs: ``input, hx`` as for :meth:`forward`.
+
+        Outputs: a :class:`lstmkit.Trace`
+            - ``trace.output``, ``trace.state``: exactly what :meth:`forward` returns.
+            - ``trace[layer, direction]``: a named tuple with one tensor per name in ``cell.records`` (LSTM
+              ``i, f, g, o, c, h``; GRU ``r, z, n, h``; RNN ``a, h``), each laid out like that direction's
+              output: ``(T, B, S)``, ``(B, T, S)`` with ``batch_first``, ``(T, S)`` unbatched, padded with zeros
+              past each sequence's end for packed input (in the caller's batch order; ``trace.lengths`` (B,)).
+              ``S`` is ``H`` for gates and ``c``, ``R`` for ``h``.
+
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
         form, seq, hx = self._prepare(input, hx)
