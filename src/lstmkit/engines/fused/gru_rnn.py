@@ -100,8 +100,9 @@ class _Config:
         self.gemm, self.has_bias, self.acc, self.save, self.records = gemm, has_bias, acc, save, records
 
 
-def _biases(b_ih, b_hh, G, acc):
-    return [torch.zeros(G, dtype=acc) if b is None else b.to(acc).contiguous() for b in (b_ih, b_hh)]
+def _biases(b_ih, b_hh, width: int, acc):
+    """(b_ih, b_hh), each (G*H,) = (width,) in the pointwise math's dtype; zeros for a module without biases."""
+    return [torch.zeros(width, dtype=acc) if b is None else b.to(acc).contiguous() for b in (b_ih, b_hh)]
 
 
 class _GruRnnLayer(torch.autograd.Function):
