@@ -34,7 +34,7 @@ def report() -> list[tuple[str, str]]:
         ("threads", str(torch.get_num_threads())),
     ]
     isa = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
-                                            "LSTMKIT_GEMM", "LSTMKIT_BF16", "LSTMKIT_CACHE_MB") if k in os.environ]
+                                            "LSTMKIT_GEMM", "LSTMKIT_BF16", "LSTMKIT_CACHE_MB", "LSTMKIT_MARCH") if k in os.environ]
     if isa:
         rows.append(("environment", " ".join(isa)))
     try:

@@ -56,10 +56,16 @@ def compiler_flags() -> list[str]:
     cache) holds one build per CPU instead of handing one CPU's build to another. Without a CPU fingerprint (no
     /proc/cpuinfo), or off x86-64, plain ``-O3``. ``-fopenmp``: ``at::parallel_for`` is header-inlined OpenMP;
     without it the pointwise pass runs on one thread (it links the libgomp torch has already loaded). No
-    ``-ffast-math``: it would reorder layer norm's reductions and break NaN handling.
+    ``-ffast-math``: it would reorder layer norm's reductions and break NaN handling. ``LSTMKIT_MARCH`` replaces
+    ``native`` (``x86-64-v3`` builds what an AVX2-only CPU would run: 8-lane vectors instead of 16).
     """
     flags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
-    if cpu_fingerprint() and platform.machine() in ("x86_64", "AMD64"):
+    march = os.environ.get("LSTMKIT_MARCH", "").strip()
+    if march:                           # e.g. x86-64-v3: build as for an AVX2-only CPU (see BENCHMARKS.md)
+        if not march.replace("-", "").replace("_", "").isalnum():
+            raise RuntimeError(f"LSTMKIT_MARCH (={march!r}) must be a -march value such as 'x86-64-v3'")
+        flags.append(f"-march={march}")
+    elif cpu_fingerprint() and platform.machine() in ("x86_64", "AMD64"):
         flags.append("-march=native")
     return flags
 
