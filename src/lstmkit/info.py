@@ -33,8 +33,9 @@ def report() -> list[tuple[str, str]]:
                                             for k in ("lstm", "gru", "rnn_tanh"))),
         ("threads", str(torch.get_num_threads())),
     ]
-    isa = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
-                                            "LSTMKIT_GEMM", "LSTMKIT_BF16", "LSTMKIT_CACHE_MB", "LSTMKIT_MARCH") if k in os.environ]
+    names = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "LSTMKIT_GEMM", "LSTMKIT_BF16",
+             "LSTMKIT_CACHE_MB", "LSTMKIT_MARCH")
+    isa = [f"{k}={os.environ[k]}" for k in names if k in os.environ]
     if isa:
         rows.append(("environment", " ".join(isa)))
     try:
