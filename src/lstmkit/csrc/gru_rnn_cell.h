@@ -14,7 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "lstm_cell.h"  // sigmoid, tanh_ (vectorisable), LSTMKIT_INLINE
+#include "pointwise.h"
 
 namespace lstmkit {
 

@@ -15,40 +15,13 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "layer_norm.h"
+#include "pointwise.h"
+
 namespace lstmkit {
-
-// exp for float that the compiler vectorises (std::exp does not without -ffast-math/libmvec): Cephes' expf,
-// exp(x) = 2^n * exp(r), |r| <= ln2/2, max error ~2 ulp. Double uses std::exp (fp64 is for gradcheck, not speed).
-// Always inlined: called inside `omp simd` loops, where an out-of-line call would stop vectorisation (GCC
-// declined to inline it on its own once the plain cell's pass grew).
-#define LSTMKIT_INLINE inline __attribute__((always_inline))
-
-LSTMKIT_INLINE float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not std::fmin: they vectorise
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a rounding instruction
-  float n = (x * 1.44269504088896341f + magic) - magic;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-LSTMKIT_INLINE double fast_exp(double x) { return std::exp(x); }
-
-template <typename T> LSTMKIT_INLINE T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
-// tanh(x) = 1 - 2 / (exp(2x) + 1): saturates correctly at both ends; absolute error ~1e-7 near 0 in float.
-template <typename T> LSTMKIT_INLINE T tanh_(T x) { return T(1) - T(2) / (fast_exp(T(2) * x) + T(1)); }
 
 template <typename scalar_t, typename acc_t>
 struct Layer {
@@ -100,55 +73,6 @@ struct Layer {
   acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return zc ? zc[row(t, b) * H + j] : zp; }
   acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
 };
-
-template <typename acc_t>
-struct Moments {
-  acc_t mean, rstd;  // rstd = 1/sqrt(var + eps)
-};
-
-// Mean and rstd of v's n features (biased var). The sums are `omp simd reduction`s: vectorised (without it GCC
-// keeps float sums in order, one lane), and still the same order on every run.
-template <typename in_t, typename acc_t>
-inline Moments<acc_t> moments(const in_t* __restrict v, int64_t n, acc_t eps) {
-  acc_t mean = 0;
-#pragma omp simd reduction(+ : mean)
-  for (int64_t j = 0; j < n; ++j) mean += acc_t(v[j]);
-  mean /= acc_t(n);
-  acc_t var = 0;
-#pragma omp simd reduction(+ : var)
-  for (int64_t j = 0; j < n; ++j) {
-    acc_t d = acc_t(v[j]) - mean;
-    var += d * d;
-  }
-  return {mean, acc_t(1) / std::sqrt(var / acc_t(n) + eps)};
-}
-
-// xhat = (v - mean) * rstd. Forward and backward's rebuild both use it, so the same v gives bitwise the same xhat.
-// Backward's v is a_x, a_h recomputed by one GEMM over a chunk's rows, forward's came from per-step GEMMs: the same
-// bits where the library gives them for both (MKL and oneDNN did here, fp32 and bf16), else a rounding apart.
-// xhat may be v itself (the rebuild overwrites a recomputed a_x in place), so no __restrict.
-template <typename in_t, typename acc_t>
-inline void normalise(const in_t* v, Moments<acc_t> m, int64_t n, acc_t* xhat) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) xhat[j] = (acc_t(v[j]) - m.mean) * m.rstd;
-}
-
-// Given dL/dy for y = gamma * xhat (+ beta), writes dL/dv for v the un-normalised input.
-template <typename acc_t, typename out_t>
-inline void normalise_backward(const acc_t* __restrict dy, const acc_t* __restrict gamma,
-                               const acc_t* __restrict xhat, acc_t rstd, int64_t n, out_t* __restrict dv) {
-  acc_t s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-  for (int64_t j = 0; j < n; ++j) {
-    acc_t d = dy[j] * gamma[j];
-    s1 += d;
-    s2 += d * xhat[j];
-  }
-  s1 /= acc_t(n);
-  s2 /= acc_t(n);
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) dv[j] = out_t(rstd * (dy[j] * gamma[j] - s1 - xhat[j] * s2));
-}
 
 // State h after step t for row b, given the cell's new h (h_new, R values; ignored past the row's length):
 // zoneout mix, y_t, and the next step's recurrent GEMM input h * mask.
