@@ -26,8 +26,8 @@ inline at::Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& opti
   return t;
 }
 
-// Rows per parallel chunk of a pointwise pass over G features: enough work that a thread hand-off (~a few us)
+// Rows per parallel chunk of a pointwise pass over n features: enough work that a thread hand-off (~a few us)
 // does not dominate small layers.
-inline int64_t grain(int64_t G) { return std::max<int64_t>(1, 8192 / G); }
+inline int64_t grain(int64_t n) { return std::max<int64_t>(1, 8192 / n); }
 
 }  // namespace lstmkit

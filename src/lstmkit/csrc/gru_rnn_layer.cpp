@@ -28,6 +28,7 @@ namespace lstmkit {
 
 namespace {
 
+// Gates per cell, G: the gates are GH = G * H wide.
 int64_t gates_of(CellKind kind) { return kind == CellKind::Gru ? 3 : 1; }
 
 template <typename scalar_t, typename acc_t>
@@ -35,7 +36,7 @@ GruRnnLayer<scalar_t, acc_t> make_layer(CellKind kind, int64_t T, int64_t B, int
                                         const Tensor& b_hh, const OptTensor& lengths,
                                         const OptTensor& recurrent_mask, const OptTensor& z_h, double zoneout_p) {
   GruRnnLayer<scalar_t, acc_t> L{};
-  L.T = T, L.B = B, L.H = H, L.G = gates_of(kind) * H, L.kind = kind;
+  L.T = T, L.B = B, L.H = H, L.GH = gates_of(kind) * H, L.kind = kind;
   L.b_ih = b_ih.data_ptr<acc_t>(), L.b_hh = b_hh.data_ptr<acc_t>();
   L.mask = data_or_null<acc_t>(recurrent_mask);
   L.zh = data_or_null<acc_t>(z_h);
@@ -46,9 +47,9 @@ GruRnnLayer<scalar_t, acc_t> make_layer(CellKind kind, int64_t T, int64_t B, int
 
 }  // namespace
 
-// Returns y (T, B, H), h_n (B, H), gates (T, B, G: the records), then what backward needs: hin, hn and hseq
+// Returns y (T, B, H), h_n (B, H), gates (T, B, GH: the records), then what backward needs: hin, hn and hseq
 // (GRU only). Without `save` (no backward to come) hin holds two steps (this one and the next) and hn one; without
-// `records` either, the gates hold one step and come back empty (0, B, G).
+// `records` either, the gates hold one step and come back empty (0, B, GH).
 std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
                                     const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
                                     const OptTensor& lengths, const OptTensor& recurrent_mask,
@@ -56,30 +57,30 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
                                     bool records) {
   const CellKind kind = static_cast<CellKind>(cell);
   const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = w_hh.size(1);
   auto so = x.options();
   auto ao = b_ih.options();
   Tensor y = empty_big({T, B, H}, so);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   const bool gru = kind == CellKind::Gru;
   records = records || save;
-  Tensor gates_buf = cached_empty({records ? T : 1, B, G}, ao);
-  Tensor gates = records ? gates_buf : at::empty({0, B, G}, ao);
+  Tensor gates_buf = cached_empty({records ? T : 1, B, GH}, ao);
+  Tensor gates = records ? gates_buf : at::empty({0, B, GH}, ao);
   Tensor hn = gru ? cached_empty({save ? T : 1, B, H}, ao) : Tensor();
   Tensor hseq = gru && save ? cached_empty({T, B, H}, ao) : Tensor();
   Tensor hin = cached_empty({save ? T : 2, B, H}, so);
   if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn, hseq};
-  // a_x = x W_ih^T (T * B, G), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
+  // a_x = x W_ih^T (T * B, GH), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
   // each call), oneDNN's product is its own tensor, used as it is.
   Tensor ax;
   if (gemm == Gemm::Mkl) {
-    ax = cached_empty({T * B, G}, so);
+    ax = cached_empty({T * B, GH}, so);
     matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
   } else {
     ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
   }
   hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
-  Tensor ah_buf = at::empty({B, G}, so);
+  Tensor ah_buf = at::empty({B, GH}, so);
   const StepWeight W_hh(gemm, w_hh, B);
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_forward", [&] {
@@ -91,11 +92,11 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
     L.h = h.data_ptr<acc_t>(), L.gates = gates_buf.data_ptr<acc_t>();
     L.hn = data_or_null<acc_t>(hn), L.hseq = data_or_null<acc_t>(hseq);
     for (int64_t t = 0; t < T; ++t) {
-      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, GH)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      at::parallel_for(0, B, grain(GH), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(H);
-        for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah_p + b * G, scratch.data());
+        for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah_p + b * GH, scratch.data());
       });
     }
   });
@@ -112,7 +113,7 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
                                      const OptTensor& hseq, bool has_bias, bool need_dx) {
   const CellKind kind = static_cast<CellKind>(cell);
   const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = w_hh.size(1);
   auto so = x.options();
   auto ao = gates.options();
   const bool gru = kind == CellKind::Gru;
@@ -120,15 +121,15 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
   // In chunks of K steps from the last, as the LSTM's backward: only a chunk's dA_x, dA_h exist at a time, and
   // its share of dX, dW_ih, dW_hh and db is added once its steps are done, chunks always in the same order.
   const int64_t K = chunk_steps(T, B);
-  Tensor dax = cached_empty({K, B, G}, so);
-  Tensor dah = gru ? cached_empty({K, B, G}, so) : dax;
+  Tensor dax = cached_empty({K, B, GH}, so);
+  Tensor dah = gru ? cached_empty({K, B, GH}, so) : dax;
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
-  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, H}, ao);  // totals in acc_t
-  Tensor db_ih = has_bias ? at::zeros({G}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({G}, ao) : Tensor();
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, GH)
+  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, H}, ao);  // totals in acc_t
+  Tensor db_ih = has_bias ? at::zeros({GH}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({GH}, ao) : Tensor();
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
     const int64_t n = (t1 - t0) * B;  // rows
-    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, H}));
@@ -137,10 +138,10 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
       if (gru) db_hh.add_(dah_k.to(ao.dtype()).sum(0));
     }
   };
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, G)
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, GH)
   Tensor dhg_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
-  Tensor no_bias = at::zeros({G}, ao);
+  Tensor no_bias = at::zeros({GH}, ao);
   Tensor h0_acc = h0.to(ao.dtype());
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_backward", [&] {
@@ -159,7 +160,7 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
       L.t0 = t0;
       for (int64_t t = t1 - 1; t >= t0; --t) {
         const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
-        at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(GH), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, dhg_p ? dhg_p + b * H : nullptr);
         });
         dhg = W_hh_t.apply(dah.select(0, t - t0), dhg_buf);  // (B, H), for step t - 1

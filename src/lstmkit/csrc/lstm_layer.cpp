@@ -57,7 +57,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
                                  const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save,
                                  bool records) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(z_c) || zoneout_p > 0;
   auto so = x.options();
   auto ao = bias.options();
@@ -65,16 +65,16 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   Tensor c = c0.to(ao.dtype(), false, true);
   if (T == 0) {
-    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, G}, ao), empty_big({T, B, H}, ao)};
+    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, GH}, ao), empty_big({T, B, H}, ao)};
   }
   const bool stream = !save && !records;
   const int64_t K = stream ? chunk_steps(T, B) : T;  // steps of a_x, gates and c_seq held at once
   // The working buffers come from the buffer cache (buffers.h), the records of a trace too: on fresh memory the
   // a_x GEMM of a T=100, B=64, H=512 trace took 142 ms instead of 55 (faulting in and zeroing 52 MB as it went).
   Tensor cseq = cached_empty({K, B, H}, ao);
-  // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, G). MKL writes into a cached buffer; oneDNN
+  // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, GH). MKL writes into a cached buffer; oneDNN
   // returns its own, copied in only when streaming.
-  Tensor ax = stream || gemm == Gemm::Mkl ? cached_empty({K * B, G}, so) : Tensor();
+  Tensor ax = stream || gemm == Gemm::Mkl ? cached_empty({K * B, GH}, so) : Tensor();
   auto project_input = [&](int64_t t0) {
     const int64_t k = std::min(K, T - t0);
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
@@ -86,7 +86,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   };
   project_input(0);
   // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one buffer less.
-  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, G}) : cached_empty({K, B, G}, ao);
+  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, GH}) : cached_empty({K, B, GH}, ao);
   // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
   const int64_t TS = save ? T : 1;
   Tensor hin = cached_empty({save ? T : 2, B, R}, so);
@@ -97,7 +97,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   // Layer norm: the moments of a_x, a_h and c', from which backward rebuilds their normalised values.
   Tensor mean = ln ? at::empty({TS, B, 3}, ao) : Tensor();
   Tensor rstd = ln ? at::empty({TS, B, 3}, ao) : Tensor();
-  Tensor ah_buf = at::empty({B, G}, so);
+  Tensor ah_buf = at::empty({B, GH}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
   const StepWeight W_hh(gemm, w_hh, B);
   const std::optional<StepWeight> W_hr =
@@ -130,11 +130,11 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
         project_input(t);
         L.t0 = t;
       }
-      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, GH)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(forward_scratch(H, ln));
-        for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
+        for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * GH, scratch.data());
       });
       if (proj) {
         Tensor hp = W_hr->apply(hraw.select(0, save ? t : 0), hp_buf);  // (B, P)
@@ -146,7 +146,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     }
   });
   if (stream) {
-    gates = at::empty({0, B, G}, ao);
+    gates = at::empty({0, B, GH}, ao);
     cseq = at::empty({0, B, H}, ao);
   }
   return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq, hin, hraw, cnew, tanhm, mean, rstd};
@@ -167,7 +167,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
                                   const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool has_bias,
                                   bool has_peephole, bool need_dx) {
   const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih);
   auto so = x.options();
   auto ao = bias.options();
@@ -182,43 +182,43 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   // 377 ms against 319 at T=100, B=64, H=512; 159 against 152 at T=150, B=64, H=256.
   const int64_t K = chunk_steps(T, B);
   // Chunk buffers, rows crow(t, b) (see Layer in lstm_cell.h).
-  Tensor dA = cached_empty({K, B, G}, so);
-  Tensor dax = ln ? cached_empty({K, B, G}, so) : dA;
-  Tensor dah = ln ? cached_empty({K, B, G}, so) : dA;
+  Tensor dA = cached_empty({K, B, GH}, so);
+  Tensor dax = ln ? cached_empty({K, B, GH}, so) : dA;
+  Tensor dah = ln ? cached_empty({K, B, GH}, so) : dA;
   Tensor dm = ln ? cached_empty({K, B, H}, ao) : Tensor();
   Tensor dhnew = proj ? cached_empty({K, B, R}, so) : Tensor();
-  // Layer norm: the chunk's a_x and a_h recomputed (K * B, G), and their normalised values, rebuilt in place when
+  // Layer norm: the chunk's a_x and a_h recomputed (K * B, GH), and their normalised values, rebuilt in place when
   // the GEMMs run in acc_t (fp32, fp64).
-  Tensor ax = ln ? cached_empty({K * B, G}, so) : Tensor();
-  Tensor ah = ln ? cached_empty({K * B, G}, so) : Tensor();
+  Tensor ax = ln ? cached_empty({K * B, GH}, so) : Tensor();
+  Tensor ah = ln ? cached_empty({K * B, GH}, so) : Tensor();
   const bool in_place = so.dtype() == ao.dtype();
-  Tensor xhat_ih = ln ? (in_place ? ax.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
-  Tensor xhat_hh = ln ? (in_place ? ah.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
+  Tensor xhat_ih = ln ? (in_place ? ax.view({K, B, GH}) : cached_empty({K, B, GH}, ao)) : Tensor();
+  Tensor xhat_hh = ln ? (in_place ? ah.view({K, B, GH}) : cached_empty({K, B, GH}, ao)) : Tensor();
   Tensor chat = ln ? cached_empty({K, B, H}, ao) : Tensor();
 
   // The totals the chunks add to, in acc_t (the weight grads are cast to x's dtype at the end).
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
-  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, R}, ao);
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, GH)
+  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, R}, ao);
   Tensor dw_hr = proj ? at::zeros({R, H}, ao) : Tensor();
-  Tensor db = has_bias ? at::zeros({G}, ao) : Tensor();
+  Tensor db = has_bias ? at::zeros({GH}, ao) : Tensor();
   Tensor dpeep = has_peephole ? at::zeros({3, H}, ao) : Tensor();
   Tensor dg_ih, dg_hh, dg_c, db_c;
   if (ln) {
-    dg_ih = at::zeros({G}, ao), dg_hh = at::zeros({G}, ao), dg_c = at::zeros({H}, ao), db_c = at::zeros({H}, ao);
+    dg_ih = at::zeros({GH}, ao), dg_hh = at::zeros({GH}, ao), dg_c = at::zeros({H}, ao), db_c = at::zeros({H}, ao);
   }
 
   // Chunk [t0, t1)'s share of the GEMMs over all rows and of the reductions, once its steps are done.
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
     const int64_t k = t1 - t0, n = k * B;  // steps, rows
-    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, R}));
     if (proj) {
       add_matmul(gemm, dw_hr, dhnew.view({K * B, R}).slice(0, 0, n).t(), hraw->slice(0, t0, t1).view({n, H}));
     }
-    Tensor dA_k = dA.slice(0, 0, k).to(ao.dtype());  // (k, B, G) in acc_t for the reductions
+    Tensor dA_k = dA.slice(0, 0, k).to(ao.dtype());  // (k, B, GH) in acc_t for the reductions
     if (has_bias) db.add_(dA_k.sum({0, 1}));
     if (has_peephole) {
       Tensor d4 = dA_k.view({k, B, 4, H});
@@ -237,7 +237,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     }
   };
 
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, G)
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, GH)
   const std::optional<StepWeight> W_hr_t =
       proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
@@ -271,12 +271,12 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     // Layer norm: the normalised a_x, a_h and c' of steps [t0, t1), which forward did not keep.
     auto rebuild_chunk = [&](int64_t t0, int64_t t1) {
       const int64_t n = (t1 - t0) * B;  // rows
-      matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, G)
-      matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, G)
+      matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, GH)
+      matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, GH)
       const scalar_t* ax_p = ax.data_ptr<scalar_t>();
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, n, grain(4 * H), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) rebuild_ln_row(L, t0 + r / B, r % B, ax_p + r * G, ah_p + r * G);
+        for (int64_t r = r0; r < r1; ++r) rebuild_ln_row(L, t0 + r / B, r % B, ax_p + r * GH, ah_p + r * GH);
       });
     };
 
