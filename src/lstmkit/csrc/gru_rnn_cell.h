@@ -24,9 +24,9 @@ template <typename scalar_t, typename acc_t>
 struct GruRnnLayer {
   int64_t T, B, H, GH;
   CellKind kind;
-  const acc_t *b_ih, *b_hh;  // (GH) each; zeros when the layer has no bias
+  const acc_t *b_ih, *b_hh;  // (GH) each; zeros when the layer has no bias; forward only
   const acc_t* mask;         // (B, H) recurrent dropout mask or null
-  const acc_t* zh;           // (T, B, H) zoneout keep-mask or null
+  const acc_t* z_h;          // (T, B, H) zoneout keep-mask or null
   acc_t zp;                  // eval zoneout probability (0 = none)
   const int64_t* lengths;    // (B) or null
   bool save;                 // keep every step of what backward reads (else hin holds two steps, hn one, no hseq)
@@ -52,8 +52,8 @@ struct GruRnnLayer {
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }        // hn, hseq
   int64_t grow(int64_t t, int64_t b) const { return records ? row(t, b) : b; }     // gates
   int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }           // dax, dah
-  bool zoneout_on() const { return zh != nullptr || zp != acc_t(0); }
-  acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return zh ? zh[row(t, b) * H + j] : zp; }
+  bool zoneout_on() const { return z_h != nullptr || zp != acc_t(0); }
+  acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return z_h ? z_h[row(t, b) * H + j] : zp; }
 };
 
 // Forward pointwise pass of step t, row b: gates, the new state h, y_t and the next step's GEMM input.

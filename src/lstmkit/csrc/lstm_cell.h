@@ -34,7 +34,7 @@ struct Layer {
   const acc_t* peep;                                    // (3, H) p_i, p_f, p_o
   const acc_t *gamma_ih, *gamma_hh, *gamma_c, *beta_c;  // (GH), (GH), (H), (H); ln only
   const acc_t* mask;                                    // (B, R) recurrent dropout mask or null
-  const acc_t *zc, *zh;                                 // (T, B, H), (T, B, R) zoneout keep-masks or null
+  const acc_t *z_h, *z_c;                               // (T, B, R), (T, B, H) zoneout keep-masks or null
   acc_t zp;                                             // eval zoneout probability (0 = none)
   const int64_t* lengths;                               // (B) or null
   acc_t eps;
@@ -71,8 +71,8 @@ struct Layer {
   // Without `save` (inference) the buffers only backward reads hold one step (hin two: this and the next).
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
-  acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return zc ? zc[row(t, b) * H + j] : zp; }
-  acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
+  acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return z_c ? z_c[row(t, b) * H + j] : zp; }
+  acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return z_h ? z_h[row(t, b) * R + k] : zp; }
 };
 
 // State h after step t for row b, given the cell's new h (h_new, R values; ignored past the row's length):

@@ -1,4 +1,4 @@
-// One LSTM layer in one direction, time-major, forward and hand-written BPTT (see lstmkit/engines/fused.py for
+// One LSTM layer in one direction, time-major, forward and hand-written BPTT (see lstmkit/engines/fused/lstm.py for
 // the equations and the Python-facing contract; lstm_cell.h for the pointwise half of each step).
 //
 // Forward:  a_x = X W_ih^T for all T*B rows at once (one GEMM); per step one GEMM a_h = h_in W_hh^T and one
@@ -11,11 +11,11 @@
 //           their normalised values rebuilt from the saved moments; per step the pointwise pass and one GEMM
 //           dh = dA_h W_hh (two with proj); then the chunk's share of dW_ih, dW_hh, dW_hr (GEMMs added to the
 //           totals), of dX (a GEMM into its rows) and of db, dpeephole, dgamma (reductions added to the totals).
-//           Only the chunk's dA, dA_x, dA_h, dm live at once, not (T, B, 4H) of each.
+//           Only the chunk's dA, dA_x, dA_h, dm live at once, not (T, B, GH) of each.
 // No atomics and no cross-thread accumulation, chunks always added in the same order: the same inputs give
 // bitwise the same outputs on every run.
 //
-// The arguments arrive prepared by fused.py: contiguous, x's dtype for GEMM operands (x, h0, weights), the
+// The arguments arrive prepared by lstmkit/engines/fused/lstm.py (layers.h gives their shapes): contiguous, x's dtype for GEMM operands (x, h0, weights), the
 // accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
 // given (zeros when the layer has none).
 
@@ -44,21 +44,59 @@ int64_t chunk_steps(int64_t T, int64_t B) {
   return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B));
 }
 
-// Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, mean, rstd (undefined
-// where the configuration has none).
+namespace {
+
+// The parameters of the pointwise terms, in acc_t; the layer norm's absent without ln.
+struct CellParams {
+  const Tensor& bias;      // (GH) b_ih + b_hh (zeros without bias)
+  const Tensor& peephole;  // (3, H) (zeros without peephole)
+  const OptTensor &gamma_ih, &gamma_hh, &gamma_c, &beta_c;  // (GH), (GH), (H), (H)
+};
+
+// What forward saves for backward (undefined where the configuration has none).
+struct Saved {
+  Tensor hin, hraw, gates, cseq, cnew, tanhm, mean, rstd;
+};
+
+// The Layer view both passes share: sizes, options, parameters and saved buffers. Forward then points it at its
+// state and outputs, backward at its grads.
+template <typename scalar_t, typename acc_t>
+Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, int64_t H, int64_t R,
+                                  const CellParams& p, const Saved& s) {
+  Layer<scalar_t, acc_t> L{};
+  L.T = T, L.B = B, L.H = H, L.R = R;
+  L.coupled = o.coupled, L.proj = s.hraw.defined(), L.ln = given(p.gamma_ih), L.save = o.save;
+  L.bias = p.bias.data_ptr<acc_t>();
+  L.peep = p.peephole.data_ptr<acc_t>();
+  L.gamma_ih = data_or_null<acc_t>(p.gamma_ih), L.gamma_hh = data_or_null<acc_t>(p.gamma_hh);
+  L.gamma_c = data_or_null<acc_t>(p.gamma_c), L.beta_c = data_or_null<acc_t>(p.beta_c);
+  L.mask = data_or_null<acc_t>(o.recurrent_mask);
+  L.z_h = data_or_null<acc_t>(o.z_h), L.z_c = data_or_null<acc_t>(o.z_c);
+  L.zp = static_cast<acc_t>(given(o.z_c) ? 0.0 : o.zoneout_p);
+  L.lengths = data_or_null<int64_t>(o.lengths);
+  L.eps = static_cast<acc_t>(o.eps);
+  L.t0 = 0;
+  L.hin = s.hin.data_ptr<scalar_t>(), L.hraw = data_or_null<scalar_t>(s.hraw);
+  L.gates = s.gates.data_ptr<acc_t>(), L.cseq = s.cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(s.cnew);
+  L.tanhm = s.tanhm.data_ptr<acc_t>();
+  L.mean = data_or_null<acc_t>(s.mean), L.rstd = data_or_null<acc_t>(s.rstd);
+  return L;
+}
+
+}  // namespace
+
+// Returns y, h_n, c_n, gates, c_seq, then what backward needs (Saved; undefined where the configuration has none).
 // Without `save` (no backward to come) and without `records` (no trace), the call streams: a_x, the gates and
 // c_seq exist for one chunk of steps at a time, so the memory a call holds besides y does not grow with T, and
 // gates and c_seq come back empty (0, B, .).
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
                                  const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
-                                 const OptTensor& w_hr, const OptTensor& lengths, const OptTensor& gamma_ih,
-                                 const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
-                                 bool coupled, const OptTensor& recurrent_mask, const OptTensor& z_c,
-                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save,
-                                 bool records) {
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
+                                 const OptTensor& w_hr, const OptTensor& gamma_ih, const OptTensor& gamma_hh,
+                                 const OptTensor& gamma_c, const OptTensor& beta_c, const LstmOptions& o) {
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool save = o.save, records = o.records;
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
-  const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(z_c) || zoneout_p > 0;
+  const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(o.z_c) || o.zoneout_p > 0;
   auto so = x.options();
   auto ao = bias.options();
   Tensor y = empty_big({T, B, R}, so);
@@ -90,7 +128,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
   const int64_t TS = save ? T : 1;
   Tensor hin = cached_empty({save ? T : 2, B, R}, so);
-  hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
+  hin.select(0, 0).copy_(given(o.recurrent_mask) ? h0 * *o.recurrent_mask : h0);
   Tensor hraw = proj ? cached_empty({TS, B, H}, so) : Tensor();
   Tensor cnew = zoneout ? cached_empty({TS, B, H}, ao) : Tensor();
   Tensor tanhm = cached_empty({TS, B, H}, ao);
@@ -102,28 +140,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   const StepWeight W_hh(gemm, w_hh, B);
   const std::optional<StepWeight> W_hr =
       proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
+  const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
+  const Saved saved{hin, hraw, gates, cseq, cnew, tanhm, mean, rstd};
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    Layer<scalar_t, acc_t> L{};
-    L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = save;
-    L.bias = bias.data_ptr<acc_t>();
-    L.peep = peephole.data_ptr<acc_t>();
-    L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);
-    L.gamma_c = data_or_null<acc_t>(gamma_c), L.beta_c = data_or_null<acc_t>(beta_c);
-    L.mask = data_or_null<acc_t>(recurrent_mask);
-    L.zc = data_or_null<acc_t>(z_c), L.zh = data_or_null<acc_t>(z_h);
-    L.zp = static_cast<acc_t>(given(z_c) ? 0.0 : zoneout_p);
-    L.lengths = data_or_null<int64_t>(lengths);
-    L.eps = static_cast<acc_t>(eps);
-    L.t0 = 0;
-    L.ax = ax.data_ptr<scalar_t>();
-    L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>(), L.hraw = data_or_null<scalar_t>(hraw);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, R, params, saved);
+    L.ax = ax.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
     L.h = h.data_ptr<acc_t>(), L.c = c.data_ptr<acc_t>();
-    L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
-    L.tanhm = tanhm.data_ptr<acc_t>();
-    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
       if (stream && t > 0 && t % K == 0) {  // the next chunk: its a_x, into the same buffers
@@ -159,14 +183,14 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
 std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n,
                                   const Tensor& x, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
                                   const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
-                                  const OptTensor& lengths, const OptTensor& gamma_ih, const OptTensor& gamma_hh,
-                                  const OptTensor& gamma_c, const OptTensor& beta_c, bool coupled,
-                                  const OptTensor& recurrent_mask, const OptTensor& z_c, const OptTensor& z_h,
-                                  double zoneout_p, int64_t gemm_id, const Tensor& hin, const OptTensor& hraw,
+                                  const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
+                                  const OptTensor& beta_c, const Tensor& hin, const OptTensor& hraw,
                                   const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool has_bias,
-                                  bool has_peephole, bool need_dx) {
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
+                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool need_dx,
+                                  const LstmOptions& o) {
+  TORCH_CHECK(o.save, "lstmkit: backward of a forward that did not save (LstmOptions.save = False)");
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool has_bias = o.has_bias, has_peephole = o.has_peephole;
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih);
   auto so = x.options();
@@ -242,24 +266,14 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
       proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, R) dA_h(t+1) W_hh; undefined before the first step
+  const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
+  const Saved saved{hin, hraw.value_or(Tensor()), gates, cseq, cnew.value_or(Tensor()), tanhm,
+                    mean.value_or(Tensor()), rstd.value_or(Tensor())};
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    Layer<scalar_t, acc_t> L{};
-    L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = true;
-    L.bias = bias.data_ptr<acc_t>();
-    L.peep = peephole.data_ptr<acc_t>();
-    L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);
-    L.gamma_c = data_or_null<acc_t>(gamma_c), L.beta_c = data_or_null<acc_t>(beta_c);
-    L.mask = data_or_null<acc_t>(recurrent_mask);
-    L.zc = data_or_null<acc_t>(z_c), L.zh = data_or_null<acc_t>(z_h);
-    L.zp = static_cast<acc_t>(given(z_c) ? 0.0 : zoneout_p);
-    L.lengths = data_or_null<int64_t>(lengths);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, R, params, saved);
     L.c0 = c0.data_ptr<acc_t>();
-    L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
-    L.tanhm = tanhm.data_ptr<acc_t>();
-    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>(), L.dc = dc.data_ptr<acc_t>();
     L.dhnew = data_or_null<scalar_t>(dhnew);
@@ -320,7 +334,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
   // The grad of h0 is what reaches h_{-1}: the kept part plus the recurrent GEMM's, through the mask.
   Tensor dh_in = dhg.to(ao.dtype());
-  if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
+  if (given(o.recurrent_mask)) dh_in = dh_in * *o.recurrent_mask;
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   Tensor dc0 = dc.to(x.scalar_type());
   auto in_x_dtype = [&](const Tensor& g) { return g.defined() ? g.to(x.scalar_type()) : g; };
