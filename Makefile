@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror src/lstmkit/csrc/*.h src/lstmkit/csrc/*.cpp
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -13,6 +13,7 @@ namespace lstmkit {
 using OptTensor = std::optional<at::Tensor>;
 
 inline bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
+inline at::Tensor or_undefined(const OptTensor& t) { return t.value_or(at::Tensor()); }
 
 template <typename T> T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
 template <typename T> T* data_or_null(const OptTensor& t) { return given(t) ? t->data_ptr<T>() : nullptr; }

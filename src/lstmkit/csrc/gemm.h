@@ -35,8 +35,7 @@ inline at::Tensor mkl_pack(const at::Tensor& w, int64_t batch) {
   return op.call(w, batch);
 }
 
-inline at::Tensor mkl_packed_linear(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& w,
-                                    int64_t batch) {
+inline at::Tensor mkl_packed_linear(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& w, int64_t batch) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("mkl::_mkl_linear", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
@@ -52,11 +51,11 @@ inline at::Tensor onednn_reorder(const at::Tensor& w, int64_t batch) {
 }
 
 inline at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                         c10::string_view, c10::List<std::optional<at::Scalar>>,
-                                         std::optional<c10::string_view>)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+                            c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>)>();
   return op.call(a, w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }
 

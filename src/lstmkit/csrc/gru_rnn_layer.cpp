@@ -8,8 +8,9 @@
 // and dA_h = (da_r, da_z, r ⊙ da_n). No atomics, no cross-thread accumulation, chunks added in a fixed order:
 // bitwise the same result on every run.
 //
-// The arguments arrive prepared by lstmkit/engines/fused/gru_rnn.py (layers.h gives their shapes): contiguous, x's dtype for x, h0 and the weights, the
-// accumulation dtype (float for bfloat16, else x's) for the biases (zeros when absent) and the masks.
+// The arguments arrive prepared by lstmkit/engines/fused/gru_rnn.py (layers.h gives their shapes): contiguous, x's
+// dtype for x, h0 and the weights, the accumulation dtype (float for bfloat16, else x's) for the biases (zeros when
+// absent) and the masks.
 
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
@@ -107,10 +108,9 @@ std::vector<Tensor> gru_rnn_forward(const Tensor& x, const Tensor& h0, const Ten
 
 // Returns dx (undefined unless need_dx), dh0, dw_ih, dw_hh, db_ih, db_hh (undefined without bias; in the
 // accumulation dtype).
-std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
-                                     const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, const Tensor& hin,
-                                     const Tensor& gates, const OptTensor& hn, const OptTensor& hseq,
-                                     bool need_dx, const GruRnnOptions& o) {
+std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n, const Tensor& x, const Tensor& h0,
+                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& hin, const Tensor& gates,
+                                     const OptTensor& hn, const OptTensor& hseq, bool need_dx, const GruRnnOptions& o) {
   TORCH_CHECK(o.save, "lstmkit: backward of a forward that did not save (GruRnnOptions.save = False)");
   const CellKind kind = static_cast<CellKind>(o.cell);
   const Gemm gemm = static_cast<Gemm>(o.gemm);
@@ -126,7 +126,7 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
   Tensor dax = cached_empty({K, B, GH}, so);
   Tensor dah = gru ? cached_empty({K, B, GH}, so) : dax;
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, GH)
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();             // (I, GH)
   Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, H}, ao);  // totals in acc_t
   Tensor db_ih = has_bias ? at::zeros({GH}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({GH}, ao) : Tensor();
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
@@ -147,8 +147,7 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    auto L = make_layer<scalar_t, acc_t>(o, T, B, H,
-                                         Saved{hin, gates, hn.value_or(Tensor()), hseq.value_or(Tensor())});
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, Saved{hin, gates, or_undefined(hn), or_undefined(hseq)});
     L.h0 = h0_acc.data_ptr<acc_t>();
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>();

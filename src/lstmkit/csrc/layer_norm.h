@@ -42,8 +42,8 @@ inline void normalise(const in_t* v, Moments<acc_t> m, int64_t n, acc_t* xhat) {
 
 // Given dL/dy for y = gamma * xhat (+ beta), writes dL/dv for v the un-normalised input.
 template <typename acc_t, typename out_t>
-inline void normalise_backward(const acc_t* __restrict dy, const acc_t* __restrict gamma,
-                               const acc_t* __restrict xhat, acc_t rstd, int64_t n, out_t* __restrict dv) {
+inline void normalise_backward(const acc_t* __restrict dy, const acc_t* __restrict gamma, const acc_t* __restrict xhat,
+                               acc_t rstd, int64_t n, out_t* __restrict dv) {
   acc_t s1 = 0, s2 = 0;
 #pragma omp simd reduction(+ : s1, s2)
   for (int64_t j = 0; j < n; ++j) {

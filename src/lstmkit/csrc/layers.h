@@ -53,21 +53,20 @@ int64_t chunk_steps(int64_t T, int64_t B);
 // gamma_hh (GH), gamma_c, beta_c (H) in acc_t or all absent. Returns y, h_n, c_n, gates, c_seq, then what backward
 // reads: hin, hraw, cnew, tanhm, mean, rstd.
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
-                                 const OptTensor& w_hr, const OptTensor& gamma_ih, const OptTensor& gamma_hh,
-                                 const OptTensor& gamma_c, const OptTensor& beta_c, const LstmOptions& o);
+                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
+                                 const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
+                                 const OptTensor& beta_c, const LstmOptions& o);
 
 // Its BPTT: the grads of y, h_n, c_n (each absent where unused), forward's inputs and what it saved. need_dx is
 // the backward call's own (whether x needs a grad), not the layer's. Returns dx, dh0, dc0, dw_ih, dw_hh, db,
 // dw_hr, dpeephole, dgamma_ih, dgamma_hh, dgamma_c, dbeta_c.
-std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n,
-                                  const Tensor& x, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                                  const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
-                                  const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
-                                  const OptTensor& beta_c, const Tensor& hin, const OptTensor& hraw,
-                                  const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool need_dx,
-                                  const LstmOptions& o);
+std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n, const Tensor& x,
+                                  const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh, const Tensor& bias,
+                                  const Tensor& peephole, const OptTensor& w_hr, const OptTensor& gamma_ih,
+                                  const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
+                                  const Tensor& hin, const OptTensor& hraw, const Tensor& gates, const Tensor& cseq,
+                                  const OptTensor& cnew, const Tensor& tanhm, const OptTensor& mean,
+                                  const OptTensor& rstd, bool need_dx, const LstmOptions& o);
 
 // x (T, B, I), h0 (B, H), w_ih (GH, I), w_hh (GH, H), b_ih, b_hh (GH) in acc_t (zeros when the layer has none).
 // Returns y, h_n, gates, then what backward reads: hin, hn, hseq.
@@ -75,9 +74,8 @@ std::vector<Tensor> gru_rnn_forward(const Tensor& x, const Tensor& h0, const Ten
                                     const Tensor& b_ih, const Tensor& b_hh, const GruRnnOptions& o);
 
 // Its BPTT. Returns dx, dh0, dw_ih, dw_hh, db_ih, db_hh.
-std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
-                                     const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, const Tensor& hin,
-                                     const Tensor& gates, const OptTensor& hn, const OptTensor& hseq,
-                                     bool need_dx, const GruRnnOptions& o);
+std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n, const Tensor& x, const Tensor& h0,
+                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& hin, const Tensor& gates,
+                                     const OptTensor& hn, const OptTensor& hseq, bool need_dx, const GruRnnOptions& o);
 
 }  // namespace lstmkit

@@ -42,18 +42,18 @@ struct Layer {
   // when streaming (inference without records; else t0 = 0 and they hold every step), in backward always.
   int64_t t0;
   // Forward buffers.
-  const scalar_t* ax;        // (T, B, GH) x W_ih^T; the same memory as gates when scalar_t == acc_t; chunk
-  scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
-  scalar_t* y;               // (T, B, R)
-  scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only; saved
-  acc_t* h;                  // (B, R) state h
-  acc_t* c;                  // (B, H) state c
-  const acc_t* c0;           // (B, H)
-  acc_t* gates;              // (T, B, GH) activated i, f, g, o; chunk in forward when streaming
-  acc_t* cseq;               // (T, B, H) state c after each step; chunk in forward when streaming
-  acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null; saved
-  acc_t* tanhm;              // (T, B, H) tanh(m); saved
-  acc_t *mean, *rstd;        // (T, B, 3) mean and 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
+  const scalar_t* ax;  // (T, B, GH) x W_ih^T; the same memory as gates when scalar_t == acc_t; chunk
+  scalar_t* hin;       // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
+  scalar_t* y;         // (T, B, R)
+  scalar_t* hraw;      // (T, B, H) o * tanh(m), the projection's input; proj only; saved
+  acc_t* h;            // (B, R) state h
+  acc_t* c;            // (B, H) state c
+  const acc_t* c0;     // (B, H)
+  acc_t* gates;        // (T, B, GH) activated i, f, g, o; chunk in forward when streaming
+  acc_t* cseq;         // (T, B, H) state c after each step; chunk in forward when streaming
+  acc_t* cnew;         // (T, B, H) c' before zoneout; zoneout only, else null; saved
+  acc_t* tanhm;        // (T, B, H) tanh(m); saved
+  acc_t *mean, *rstd;  // (T, B, 3) mean and 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
   // Backward buffers.
   const scalar_t* dy;        // (T, B, R) or null
   acc_t* dh_keep;            // (B, R) grad of state h that does not pass through W_hh (zoneout, padding)
@@ -108,9 +108,9 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
 // kCoupled, kPlain are template arguments, not runtime bools: GCC will not vectorise a select on a
 // loop-invariant flag.
 template <bool kCoupled, bool kPlain, typename acc_t, typename ax_t, typename ah_t>
-inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah,
-                          const acc_t* __restrict bias, const acc_t* __restrict c, const acc_t* __restrict peep,
-                          acc_t* __restrict c_new, acc_t* __restrict tm, acc_t* __restrict h) {
+inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah, const acc_t* __restrict bias,
+                          const acc_t* __restrict c, const acc_t* __restrict peep, acc_t* __restrict c_new,
+                          acc_t* __restrict tm, acc_t* __restrict h) {
   const acc_t* p_i = peep;
   const acc_t* p_f = peep + H;
   const acc_t* p_o = peep + 2 * H;
@@ -155,7 +155,7 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
     acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
     acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
     acc_t d_new = dcn[j] + (acc_t(1) - z[j]) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
-    acc_t d_prev = z[j] * dc[j] + d_new * f;                            // grad of c_{t-1}
+    acc_t d_prev = z[j] * dc[j] + d_new * f;                           // grad of c_{t-1}
     acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
     if (kCoupled) di -= df;
     acc_t da_i = di * i * (acc_t(1) - i);
@@ -179,7 +179,7 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
   acc_t* gt = L.gates + r * GH;
   acc_t* cs = L.cseq + r * H;
   acc_t* tm = L.tanhm + s * H;
-  acc_t* h = scratch;  // (H) o * tanh(m)
+  acc_t* h = scratch;    // (H) o * tanh(m)
   if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0 (so backward's rebuild gives xhat = 0)
     std::fill(gt, gt + GH, acc_t(0));
     std::fill(cs, cs + H, acc_t(0));
@@ -196,10 +196,10 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     }
     return;
   }
-  const scalar_t* ax = L.ax + r * GH;  // may be gt itself (gates overwrite a_x), so not __restrict
-  const acc_t* c = L.c + b * H;       // state c_{t-1}; overwritten below, so not __restrict
+  const scalar_t* ax = L.ax + r * GH;        // may be gt itself (gates overwrite a_x), so not __restrict
+  const acc_t* c = L.c + b * H;              // state c_{t-1}; overwritten below, so not __restrict
   acc_t* cn = L.cnew ? L.cnew + s * H : cs;  // c' before zoneout
-  if (!L.ln) {  // a = a_x + a_h + b, m = c': all in one pass
+  if (!L.ln) {                               // a = a_x + a_h + b, m = c': all in one pass
     if (L.coupled) {
       gates_forward<true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
     } else {
@@ -207,9 +207,9 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     }
   } else {  // a = LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b,  m = LN(c'; gamma_c, beta_c)
     // The normalised values live in scratch; only their moments are saved (see the top of this file).
-    acc_t* xi = scratch + H;   // (GH) normalised a_x
-    acc_t* xh = xi + GH;        // (GH) normalised a_h
-    acc_t* ch = xh + GH;        // (H) normalised c'
+    acc_t* xi = scratch + H;  // (GH) normalised a_x
+    acc_t* xh = xi + GH;      // (GH) normalised a_h
+    acc_t* ch = xh + GH;      // (H) normalised c'
     const Moments<acc_t> mx = moments(ax, GH, L.eps), mh = moments(ah, GH, L.eps);
     normalise(ax, mx, GH, xi);  // before gt is written: ax may be gt
     normalise(ah, mh, GH, xh);
@@ -250,8 +250,8 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
 // dA_h(t+1) W_hh or null at the last step) plus dy_t, split by zoneout into the part reaching the cell's new h
 // (written to dh_new, R values) and the part kept for h_{t-1} (left in dh_keep).
 template <typename scalar_t, typename acc_t, typename out_t>
-inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b,
-                           const scalar_t* __restrict dh_gemm, out_t* __restrict dh_new) {
+inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict dh_gemm,
+                           out_t* __restrict dh_new) {
   const int64_t R = L.R;
   acc_t* __restrict keep = L.dh_keep + b * R;
   if (dh_gemm) {
@@ -311,7 +311,7 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   const acc_t* __restrict gt = L.gates + r * GH;
   const acc_t* __restrict tm = L.tanhm + r * H;
   const acc_t* __restrict c_prev = t > 0 ? L.cseq + L.row(t - 1, b) * H : L.c0 + b * H;
-  acc_t* __restrict da = scratch;       // (GH) grad of a, in acc_t
+  acc_t* __restrict da = scratch;        // (GH) grad of a, in acc_t
   acc_t* __restrict dcn = scratch + GH;  // (H) grad of c' through m
   // through h = o * tanh(m): grad of m, then of c' via LN if any
   if (L.ln) {

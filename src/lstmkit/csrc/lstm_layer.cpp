@@ -15,12 +15,11 @@
 // No atomics and no cross-thread accumulation, chunks always added in the same order: the same inputs give
 // bitwise the same outputs on every run.
 //
-// The arguments arrive prepared by lstmkit/engines/fused/lstm.py (layers.h gives their shapes): contiguous, x's dtype for GEMM operands (x, h0, weights), the
-// accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
-// given (zeros when the layer has none).
+// The arguments arrive prepared by lstmkit/engines/fused/lstm.py (layers.h gives their shapes): contiguous, x's dtype
+// for GEMM operands (x, h0, weights), the accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything
+// else; bias and peephole are always given (zeros when the layer has none).
 
 #include <ATen/ATen.h>
-
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
@@ -48,8 +47,8 @@ namespace {
 
 // The parameters of the pointwise terms, in acc_t; the layer norm's absent without ln.
 struct CellParams {
-  const Tensor& bias;      // (GH) b_ih + b_hh (zeros without bias)
-  const Tensor& peephole;  // (3, H) (zeros without peephole)
+  const Tensor& bias;                                       // (GH) b_ih + b_hh (zeros without bias)
+  const Tensor& peephole;                                   // (3, H) (zeros without peephole)
   const OptTensor &gamma_ih, &gamma_hh, &gamma_c, &beta_c;  // (GH), (GH), (H), (H)
 };
 
@@ -61,8 +60,8 @@ struct Saved {
 // The Layer view both passes share: sizes, options, parameters and saved buffers. Forward then points it at its
 // state and outputs, backward at its grads.
 template <typename scalar_t, typename acc_t>
-Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, int64_t H, int64_t R,
-                                  const CellParams& p, const Saved& s) {
+Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, int64_t H, int64_t R, const CellParams& p,
+                                  const Saved& s) {
   Layer<scalar_t, acc_t> L{};
   L.T = T, L.B = B, L.H = H, L.R = R;
   L.coupled = o.coupled, L.proj = s.hraw.defined(), L.ln = given(p.gamma_ih), L.save = o.save;
@@ -90,9 +89,9 @@ Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, in
 // c_seq exist for one chunk of steps at a time, so the memory a call holds besides y does not grow with T, and
 // gates and c_seq come back empty (0, B, .).
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
-                                 const OptTensor& w_hr, const OptTensor& gamma_ih, const OptTensor& gamma_hh,
-                                 const OptTensor& gamma_c, const OptTensor& beta_c, const LstmOptions& o) {
+                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
+                                 const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
+                                 const OptTensor& beta_c, const LstmOptions& o) {
   const Gemm gemm = static_cast<Gemm>(o.gemm);
   const bool save = o.save, records = o.records;
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
@@ -138,8 +137,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   Tensor ah_buf = at::empty({B, GH}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
   const StepWeight W_hh(gemm, w_hh, B);
-  const std::optional<StepWeight> W_hr =
-      proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
+  const std::optional<StepWeight> W_hr = proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
   const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
   const Saved saved{hin, hraw, gates, cseq, cnew, tanhm, mean, rstd};
 
@@ -180,14 +178,13 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
 // dgamma_hh, dgamma_c, dbeta_c; undefined where the layer has no such input, dx unless need_dx (a first layer's
 // input often needs no grad, and dX is one of the three big GEMMs). Parameter grads of the pointwise terms (db,
 // dpeephole, dgamma, dbeta) are in acc_t.
-std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n,
-                                  const Tensor& x, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                                  const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
-                                  const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
-                                  const OptTensor& beta_c, const Tensor& hin, const OptTensor& hraw,
-                                  const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool need_dx,
-                                  const LstmOptions& o) {
+std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n, const Tensor& x,
+                                  const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh, const Tensor& bias,
+                                  const Tensor& peephole, const OptTensor& w_hr, const OptTensor& gamma_ih,
+                                  const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
+                                  const Tensor& hin, const OptTensor& hraw, const Tensor& gates, const Tensor& cseq,
+                                  const OptTensor& cnew, const Tensor& tanhm, const OptTensor& mean,
+                                  const OptTensor& rstd, bool need_dx, const LstmOptions& o) {
   TORCH_CHECK(o.save, "lstmkit: backward of a forward that did not save (LstmOptions.save = False)");
   const Gemm gemm = static_cast<Gemm>(o.gemm);
   const bool has_bias = o.has_bias, has_peephole = o.has_peephole;
@@ -196,7 +193,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   auto so = x.options();
   auto ao = bias.options();
   Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, R}, ao);  // (B, R)
-  Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);        // (B, H)
+  Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);       // (B, H)
 
   // Steps per chunk. Chunks keep the backward-only buffers at a few MB: one (T, B, 4H) tensor at T=100, B=64,
   // H=512 is 52 MB, and layer norm would need five (its peak forward+backward fell from 472 to 191 MB). Without
@@ -267,8 +264,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, R) dA_h(t+1) W_hh; undefined before the first step
   const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
-  const Saved saved{hin, hraw.value_or(Tensor()), gates, cseq, cnew.value_or(Tensor()), tanhm,
-                    mean.value_or(Tensor()), rstd.value_or(Tensor())};
+  const Saved saved{
+      hin, or_undefined(hraw), gates, cseq, or_undefined(cnew), tanhm, or_undefined(mean), or_undefined(rstd)};
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -284,7 +281,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
     // Layer norm: the normalised a_x, a_h and c' of steps [t0, t1), which forward did not keep.
     auto rebuild_chunk = [&](int64_t t0, int64_t t1) {
-      const int64_t n = (t1 - t0) * B;  // rows
+      const int64_t n = (t1 - t0) * B;                                                   // rows
       matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, GH)
       matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, GH)
       const scalar_t* ax_p = ax.data_ptr<scalar_t>();
