@@ -13,7 +13,7 @@ on first use with :func:`torch.utils.cpp_extension.load` and cached. For step t,
     o = σ(a_o)
     m = γ_c ⊙ (c' - mean(c')) / sqrt(var(c') + eps) + β_c  with ln (over H),  else m = c'
     h' = o ⊙ tanh(m);                   with w_hr: h' = h' W_hr^T
-    zoneout (training, 0/1 masks z_c, z_h; 1 keeps the old value): c' = z_c ⊙ c + (1 - z_c) ⊙ c',  same for h'
+    zoneout (training, 0/1 masks z_h, z_c; 1 keeps the old value): c' = z_c ⊙ c + (1 - z_c) ⊙ c',  same for h'
     zoneout (eval, float p):                                      c' = p c + (1 - p) c',             same for h'
     y_t = h';  state = (h', c');  gates_t = (i, f, g, o);  c_seq_t = c'
 
