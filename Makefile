@@ -27,6 +27,7 @@ AVX2_TESTS := tests/test_bf16.py tests/test_engine_policy.py tests/test_fused_en
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror src/lstmkit/csrc/*.h src/lstmkit/csrc/*.cpp
 	$(PY) -m pytest
 	$(AVX2_ENV) $(PY) -m pytest $(AVX2_TESTS)
 

@@ -47,8 +47,9 @@ def reference(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr=None, lengths=None, peepho
         if w_hr is not None:
             h_new = h_new @ w_hr.T
         if isinstance(zoneout, tuple):
-            c_new = zoneout[0][t] * c + (1 - zoneout[0][t]) * c_new
-            h_new = zoneout[1][t] * h + (1 - zoneout[1][t]) * h_new
+            z_h, z_c = zoneout                                  # the state order (h, c)
+            c_new = z_c[t] * c + (1 - z_c[t]) * c_new
+            h_new = z_h[t] * h + (1 - z_h[t]) * h_new
         elif zoneout is not None:
             c_new = zoneout * c + (1 - zoneout) * c_new
             h_new = zoneout * h + (1 - zoneout) * h_new
@@ -89,7 +90,7 @@ def make_case(T, B, I, H, P=None, bias="both", peephole=False, ln=False, coupled
     if mask:
         kw["recurrent_mask"] = (torch.rand(B, R, generator=gen) > 0.3).to(dtype) / 0.7
     if zoneout == "train":
-        kw["zoneout"] = tuple((torch.rand(T, B, n, generator=gen) < 0.4).to(dtype) for n in (H, R))
+        kw["zoneout"] = tuple((torch.rand(T, B, n, generator=gen) < 0.4).to(dtype) for n in (R, H))  # z_h, z_c
     elif zoneout == "eval":
         kw["zoneout"] = 0.3
     if lengths:

@@ -97,16 +97,16 @@ def packed_sequence(x: PackedSequence) -> None:
     if int(sizes.sum()) != n:
         raise InputError(f"`input.batch_sizes` sums to {int(sizes.sum())} but `input.data` has {n} rows")
     B = int(sizes[0])
-    order = (x.sorted_indices, x.unsorted_indices)
-    if (order[0] is None) != (order[1] is None):
-        raise InputError("`input.sorted_indices` and `input.unsorted_indices` must both be given or both be None")
-    if order[0] is None:
+    sorted_, unsorted = x.sorted_indices, x.unsorted_indices
+    if sorted_ is None and unsorted is None:
         return
-    for name, idx in zip(("sorted_indices", "unsorted_indices"), order, strict=True):
+    if sorted_ is None or unsorted is None:
+        raise InputError("`input.sorted_indices` and `input.unsorted_indices` must both be given or both be None")
+    for name, idx in (("sorted_indices", sorted_), ("unsorted_indices", unsorted)):
         if not isinstance(idx, torch.Tensor) or idx.dtype != torch.int64 or tuple(idx.shape) != (B,):
             got = f"{idx.dtype} {tuple(idx.shape)}" if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise InputError(f"`input.{name}` must be an int64 tensor of shape ({B},), got {got}")
-    s, u = (idx.cpu() for idx in order)
+    s, u = sorted_.cpu(), unsorted.cpu()
     if not torch.equal(s.sort().values, torch.arange(B)) or not torch.equal(s[u], torch.arange(B)):
         raise InputError(f"`input.sorted_indices` must be a permutation of 0..{B - 1} and "
                          "`input.unsorted_indices` its inverse")

@@ -13,6 +13,7 @@ namespace lstmkit {
 using OptTensor = std::optional<at::Tensor>;
 
 inline bool given(const OptTensor& t) { return t.has_value() && t->defined(); }
+inline at::Tensor or_undefined(const OptTensor& t) { return t.value_or(at::Tensor()); }
 
 template <typename T> T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
 template <typename T> T* data_or_null(const OptTensor& t) { return given(t) ? t->data_ptr<T>() : nullptr; }
@@ -26,8 +27,8 @@ inline at::Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& opti
   return t;
 }
 
-// Rows per parallel chunk of a pointwise pass over G features: enough work that a thread hand-off (~a few us)
+// Rows per parallel chunk of a pointwise pass over n features: enough work that a thread hand-off (~a few us)
 // does not dominate small layers.
-inline int64_t grain(int64_t G) { return std::max<int64_t>(1, 8192 / G); }
+inline int64_t grain(int64_t n) { return std::max<int64_t>(1, 8192 / n); }
 
 }  // namespace lstmkit

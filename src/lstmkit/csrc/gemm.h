@@ -1,28 +1,20 @@
-// The matrix products of the LSTM engine, behind two small helpers so the GEMM library is chosen in one place.
+// The matrix products of the fused engine (lstm_layer.cpp, gru_rnn_layer.cpp), behind small helpers so the GEMM
+// library is chosen in one place.
 //
 // ATen reaches three fast CPU GEMMs: MKL through at::mm_out (writes into a preallocated buffer), MKL's packed
 // GEMM (mkl::_mkl_linear with a weight packed once by mkl::_mkl_reorder_linear_weight), and oneDNN
 // (mkldnn::_linear_pointwise, with a weight reordered once by mkldnn::_reorder_linear_weight). torch exports no
 // dnnl or MKL-pack symbols, so the last two go through the dispatcher.
 //
-// Measured on the dev box (Intel Xeon with AVX-512, torch 2.13.0), one thread, CPU time (the box was shared, so
-// wall time was noise), GFLOP/s:
-//   per step, (64 x 512) @ (512 x 2048), fp32: mm_out 119, MKL packed 156, oneDNN reordered 144, oneDNN 124
-//                                         bf16: mm_out 84, oneDNN reordered 87, oneDNN 81 (no MKL pack for bf16)
-//   per step, (1 x 256) @ (256 x 1024), bf16, 150 steps: mm_out 6.9 ms, oneDNN reordered 4.2 ms, oneDNN 6.5 ms
-//   (this CPU has no AMX: bf16 GEMMs run at about half the fp32 rate here, torch.nn's included)
-//   all steps at once, (6400 x 512) @ (512 x 2048), fp32: mm_out 154, oneDNN 121, MKL packed 130
-//   weight and input grads, fp32: mm 154-157, oneDNN 153
-// bf16 (under autocast): this CPU has avx512_bf16 but no AMX, and every bf16 GEMM ATen offers ran slower than
-// fp32 on the same values: all steps at once (6400 x 512) @ (512 x 2048) 80 ms against 59 ms converting to fp32
-// first; per step (1 x 256) @ (256 x 1024) oneDNN reordered bf16 26 us against 14 us for MKL packed fp32 with the
-// conversion, (64 x 512) @ (512 x 2048) 818 us against 483 us (2 threads, wall). A bf16 x bf16 product is exact in
-// fp32 and bf16 GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32 GEMMs on the
-// widened operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation order.
-// On the AMD EPYC machines of the project facts MKL takes a slow path (torch.mm ~210 GFLOP/s with 2 threads
-// against oneDNN's ~430-450), so there every product but the weight grads goes to oneDNN. fused.py picks the
-// library from the CPU vendor (LSTMKIT_GEMM=mkl|onednn overrides). The weight grads (dA^T X, contracting over
-// the T*B rows) always use at::mm: oneDNN's linear would need both operands transposed and copied first.
+// The library is chosen by measurement, not by CPU vendor: lstmkit/engines/fused/cpu.py times a per-step product
+// with each once per process and takes oneDNN only where it wins clearly (LSTMKIT_GEMM=mkl|onednn overrides); the
+// choice arrives here as `gemm` (0 MKL, 1 oneDNN). For bf16, `gemm` is oneDNN only with the "bf16" strategy
+// (bf16 GEMMs measured faster; LSTMKIT_BF16 overrides), else MKL: a bf16 x bf16 product is exact in fp32 and bf16
+// GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32 GEMMs on the widened
+// operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation order. The weight
+// grads (dA^T X, contracting over the T*B rows) always use at::mm: oneDNN's linear would need both operands
+// transposed and copied first.
+// measurements: BENCHMARKS.md, 'GEMM choice'
 #pragma once
 
 #include <ATen/ATen.h>
@@ -43,8 +35,7 @@ inline at::Tensor mkl_pack(const at::Tensor& w, int64_t batch) {
   return op.call(w, batch);
 }
 
-inline at::Tensor mkl_packed_linear(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& w,
-                                    int64_t batch) {
+inline at::Tensor mkl_packed_linear(const at::Tensor& a, const at::Tensor& packed, const at::Tensor& w, int64_t batch) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("mkl::_mkl_linear", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
@@ -60,11 +51,11 @@ inline at::Tensor onednn_reorder(const at::Tensor& w, int64_t batch) {
 }
 
 inline at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
-                       .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                         c10::string_view, c10::List<std::optional<at::Scalar>>,
-                                         std::optional<c10::string_view>)>();
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+                            c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>)>();
   return op.call(a, w, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }
 
@@ -75,8 +66,8 @@ inline at::Tensor onednn_linear(const at::Tensor& a, const at::Tensor& w) {
 class StepWeight {
  public:
   StepWeight(Gemm gemm, const at::Tensor& w, int64_t M) : w_(w), M_(M) {
-    // bf16 always goes to oneDNN reordered: MKL has no packed bf16 GEMM, and at::mm_out's bf16 path (oneDNN
-    // without the reorder) was 1.1x (B=64) to 1.6x (B=1) slower per step.
+    // bf16: widened to fp32 and MKL-packed with the MKL choice (MKL has no packed bf16 GEMM), else oneDNN
+    // reordered: at::mm_out's bf16 path (oneDNN without the reorder) was 1.1x (B=64) to 1.6x (B=1) slower per step.
     if (gemm == Gemm::Mkl && w.scalar_type() == at::kFloat) {
       kind_ = Kind::MklPacked;
       packed_ = detail::mkl_pack(w, M);

@@ -7,14 +7,14 @@
 //   h_in = h ⊙ recurrent_mask (or h); zoneout then keeps h with keep-mask z_h (training) or mixes with p (eval).
 //
 // The GEMMs (a_x for all steps, a_h per step) run outside in gru_rnn_layer.cpp; rows are independent, so a step's
-// rows run in parallel with no shared writes. Shapes: T steps, B batch, H hidden, G = 3H (GRU) or H (RNN).
+// rows run in parallel with no shared writes. Shapes: T steps, B batch, H hidden, GH = G * H = 3H (GRU) or H (RNN).
 // scalar_t stores what feeds a GEMM (x, h_in, y, dA), acc_t (float for bfloat16) the state and pointwise math.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
-#include "lstm_cell.h"  // sigmoid, tanh_ (vectorisable), LSTMKIT_INLINE
+#include "pointwise.h"
 
 namespace lstmkit {
 
@@ -22,56 +22,56 @@ enum class CellKind : int64_t { RnnTanh = 0, RnnRelu = 1, Gru = 2 };
 
 template <typename scalar_t, typename acc_t>
 struct GruRnnLayer {
-  int64_t T, B, H, G;
+  int64_t T, B, H, GH;
   CellKind kind;
-  const acc_t *b_ih, *b_hh;  // (G) each; zeros when the layer has no bias
+  const acc_t *b_ih, *b_hh;  // (GH) each; zeros when the layer has no bias; forward only
   const acc_t* mask;         // (B, H) recurrent dropout mask or null
-  const acc_t* zh;           // (T, B, H) zoneout keep-mask or null
+  const acc_t* z_h;          // (T, B, H) zoneout keep-mask or null
   acc_t zp;                  // eval zoneout probability (0 = none)
   const int64_t* lengths;    // (B) or null
   bool save;                 // keep every step of what backward reads (else hin holds two steps, hn one, no hseq)
   bool records;              // keep every step's gates (a trace, or backward); else they hold one step
   // Forward buffers.
-  const scalar_t* ax;        // (T, B, G) x W_ih^T, without bias
-  scalar_t* hin;             // (T, B, H) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
-  scalar_t* y;               // (T, B, H) state h after each step (0 past a row's length)
-  acc_t* h;                  // (B, H) state h
-  acc_t* gates;              // (T or 1, B, G) the records: RNN a; GRU r, z, n; saved (rows: grow)
-  acc_t* hn;                 // (T or 1, B, H) GRU a_h,n = h_in W_hn^T + b_hn (backward's grad of r); saved (srow)
-  acc_t* hseq;               // (T, B, H) GRU state h after each step, in acc_t (backward's grad of z); save only
+  const scalar_t* ax;  // (T, B, GH) x W_ih^T, without bias
+  scalar_t* hin;       // (T, B, H) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
+  scalar_t* y;         // (T, B, H) state h after each step (0 past a row's length)
+  acc_t* h;            // (B, H) state h
+  acc_t* gates;        // (T or 1, B, GH) the records: RNN a; GRU r, z, n; saved (rows: grow)
+  acc_t* hn;           // (T or 1, B, H) GRU a_h,n = h_in W_hn^T + b_hn (backward's grad of r); saved (srow)
+  acc_t* hseq;         // (T, B, H) GRU state h after each step, in acc_t (backward's grad of z); save only
   // Backward buffers.
-  const acc_t* h0;           // (B, H)
-  const scalar_t* dy;        // (T, B, H) or null
-  acc_t* dh_keep;            // (B, H) grad of state h that does not pass through W_hh (z ⊙ h, zoneout, padding)
-  int64_t t0;                // backward runs in chunks of steps [t0, t0 + K): dax, dah hold one chunk
-  scalar_t *dax, *dah;       // (K, B, G) grad of a_x and of a_h (the same buffer for the RNN)
+  const acc_t* h0;      // (B, H)
+  const scalar_t* dy;   // (T, B, H) or null
+  acc_t* dh_keep;       // (B, H) grad of state h that does not pass through W_hh (z ⊙ h, zoneout, padding)
+  int64_t t0;           // backward runs in chunks of steps [t0, t0 + K): dax, dah hold one chunk
+  scalar_t *dax, *dah;  // (K, B, GH) grad of a_x and of a_h (the same buffer for the RNN)
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
-  int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }        // hn, hseq
-  int64_t grow(int64_t t, int64_t b) const { return records ? row(t, b) : b; }     // gates
-  int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }           // dax, dah
-  bool zoneout_on() const { return zh != nullptr || zp != acc_t(0); }
-  acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return zh ? zh[row(t, b) * H + j] : zp; }
+  int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }     // hn, hseq
+  int64_t grow(int64_t t, int64_t b) const { return records ? row(t, b) : b; }  // gates
+  int64_t crow(int64_t t, int64_t b) const { return (t - t0) * B + b; }         // dax, dah
+  bool zoneout_on() const { return z_h != nullptr || zp != acc_t(0); }
+  acc_t zoneout(int64_t t, int64_t b, int64_t j) const { return z_h ? z_h[row(t, b) * H + j] : zp; }
 };
 
 // Forward pointwise pass of step t, row b: gates, the new state h, y_t and the next step's GEMM input.
-// ah: (G) row of h_in W_hh^T (without bias). scratch: H values.
+// ah: (GH) row of h_in W_hh^T (without bias). scratch: H values.
 template <typename scalar_t, typename acc_t>
 inline void gru_rnn_forward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t t, int64_t b,
                                 const scalar_t* __restrict ah, acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = L.G, r = L.row(t, b), s = L.srow(t, b);
-  acc_t* __restrict gt = L.gates + L.grow(t, b) * G;
-  acc_t* __restrict hs = L.h + b * H;   // state h_{t-1}, becomes h_t
+  const int64_t H = L.H, GH = L.GH, r = L.row(t, b), s = L.srow(t, b);
+  acc_t* __restrict gt = L.gates + L.grow(t, b) * GH;
+  acc_t* __restrict hs = L.h + b * H;  // state h_{t-1}, becomes h_t
   scalar_t* __restrict y = L.y + r * H;
   acc_t* __restrict h_new = scratch;
   if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0
-    std::fill(gt, gt + G, acc_t(0));
+    std::fill(gt, gt + GH, acc_t(0));
     if (L.hn) std::fill(L.hn + s * H, L.hn + (s + 1) * H, acc_t(0));
     std::fill(y, y + H, scalar_t(0));
   } else {
-    const scalar_t* __restrict ax = L.ax + r * G;
+    const scalar_t* __restrict ax = L.ax + r * GH;
     const acc_t* __restrict b_ih = L.b_ih;
     const acc_t* __restrict b_hh = L.b_hh;
     if (L.kind == CellKind::Gru) {
@@ -120,27 +120,27 @@ inline void gru_rnn_forward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t t
 template <typename scalar_t, typename acc_t>
 inline void gru_rnn_backward_row(const GruRnnLayer<scalar_t, acc_t>& L, int64_t t, int64_t b,
                                  const scalar_t* __restrict dhg) {
-  const int64_t H = L.H, G = L.G, r = L.row(t, b);
+  const int64_t H = L.H, GH = L.GH, r = L.row(t, b);
   acc_t* __restrict keep = L.dh_keep + b * H;
   if (dhg) {
     for (int64_t j = 0; j < H; ++j) keep[j] += (L.mask ? L.mask[b * H + j] : acc_t(1)) * acc_t(dhg[j]);
   }
-  scalar_t* __restrict dax = L.dax + L.crow(t, b) * G;
-  scalar_t* dah = L.dah + L.crow(t, b) * G;  // the same memory as dax for the RNN
-  if (!L.valid(t, b)) {           // the state passed through unchanged: its grad stays in keep
-    std::fill(dax, dax + G, scalar_t(0));
-    if (dah != dax) std::fill(dah, dah + G, scalar_t(0));
+  scalar_t* __restrict dax = L.dax + L.crow(t, b) * GH;
+  scalar_t* dah = L.dah + L.crow(t, b) * GH;  // the same memory as dax for the RNN
+  if (!L.valid(t, b)) {                       // the state passed through unchanged: its grad stays in keep
+    std::fill(dax, dax + GH, scalar_t(0));
+    if (dah != dax) std::fill(dah, dah + GH, scalar_t(0));
     return;
   }
   const scalar_t* dy = L.dy ? L.dy + r * H : nullptr;
-  const acc_t* __restrict gt = L.gates + r * G;
+  const acc_t* __restrict gt = L.gates + r * GH;
   if (L.kind == CellKind::Gru) {
     const acc_t* __restrict hn = L.hn + r * H;
     const acc_t* __restrict h_prev = t > 0 ? L.hseq + L.row(t - 1, b) * H : L.h0 + b * H;  // state h_{t-1}
     for (int64_t j = 0; j < H; ++j) {
       acc_t d = keep[j] + (dy ? acc_t(dy[j]) : acc_t(0));  // grad of state h_t
       acc_t zo = L.zoneout(t, b, j);
-      acc_t d_new = (acc_t(1) - zo) * d;                    // grad of the cell's h'
+      acc_t d_new = (acc_t(1) - zo) * d;  // grad of the cell's h'
       acc_t r_ = gt[j], z = gt[H + j], n = gt[2 * H + j];
       acc_t da_n = d_new * (acc_t(1) - z) * (acc_t(1) - n * n);
       acc_t da_z = d_new * (acc_t(h_prev[j]) - n) * z * (acc_t(1) - z);

@@ -1,5 +1,5 @@
 // One GRU or Elman RNN layer in one direction, time-major, forward and hand-written BPTT (the contract is in
-// lstmkit/engines/fused_gru_rnn.py; the pointwise half of each step in gru_rnn_cell.h).
+// lstmkit/engines/fused/gru_rnn.py; the pointwise half of each step in gru_rnn_cell.h).
 //
 // The algorithm is the LSTM engine's (lstm_layer.cpp): a_x = X W_ih^T for all T*B rows at once; per step one GEMM
 // a_h = h_in W_hh^T and one pointwise pass over the rows in parallel. Backward in chunks of K steps from the last:
@@ -8,8 +8,9 @@
 // and dA_h = (da_r, da_z, r ⊙ da_n). No atomics, no cross-thread accumulation, chunks added in a fixed order:
 // bitwise the same result on every run.
 //
-// The arguments arrive prepared by fused_gru_rnn.py: contiguous, x's dtype for x, h0 and the weights, the
-// accumulation dtype (float for bfloat16, else x's) for the biases (zeros when absent) and the masks.
+// The arguments arrive prepared by lstmkit/engines/fused/gru_rnn.py (layers.h gives their shapes): contiguous, x's
+// dtype for x, h0 and the weights, the accumulation dtype (float for bfloat16, else x's) for the biases (zeros when
+// absent) and the masks.
 
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
@@ -28,74 +29,77 @@ namespace lstmkit {
 
 namespace {
 
+// Gates per cell: G, so the gates' width GH = G * H.
 int64_t gates_of(CellKind kind) { return kind == CellKind::Gru ? 3 : 1; }
 
+// What forward saves for backward (hn, hseq: GRU only, else undefined).
+struct Saved {
+  Tensor hin, gates, hn, hseq;
+};
+
+// The GruRnnLayer view both passes share: sizes, options and saved buffers. Forward then points it at the biases,
+// its state and outputs, backward at its grads.
 template <typename scalar_t, typename acc_t>
-GruRnnLayer<scalar_t, acc_t> make_layer(CellKind kind, int64_t T, int64_t B, int64_t H, const Tensor& b_ih,
-                                        const Tensor& b_hh, const OptTensor& lengths,
-                                        const OptTensor& recurrent_mask, const OptTensor& z_h, double zoneout_p) {
+GruRnnLayer<scalar_t, acc_t> make_layer(const GruRnnOptions& o, int64_t T, int64_t B, int64_t H, const Saved& s) {
+  const CellKind kind = static_cast<CellKind>(o.cell);
   GruRnnLayer<scalar_t, acc_t> L{};
-  L.T = T, L.B = B, L.H = H, L.G = gates_of(kind) * H, L.kind = kind;
-  L.b_ih = b_ih.data_ptr<acc_t>(), L.b_hh = b_hh.data_ptr<acc_t>();
-  L.mask = data_or_null<acc_t>(recurrent_mask);
-  L.zh = data_or_null<acc_t>(z_h);
-  L.zp = static_cast<acc_t>(given(z_h) ? 0.0 : zoneout_p);
-  L.lengths = data_or_null<int64_t>(lengths);
+  L.T = T, L.B = B, L.H = H, L.GH = gates_of(kind) * H, L.kind = kind;
+  L.mask = data_or_null<acc_t>(o.recurrent_mask);
+  L.z_h = data_or_null<acc_t>(o.z_h);
+  L.zp = static_cast<acc_t>(given(o.z_h) ? 0.0 : o.zoneout_p);
+  L.lengths = data_or_null<int64_t>(o.lengths);
+  L.save = o.save, L.records = o.records || o.save;
+  L.hin = s.hin.data_ptr<scalar_t>(), L.gates = s.gates.data_ptr<acc_t>();
+  L.hn = data_or_null<acc_t>(s.hn), L.hseq = data_or_null<acc_t>(s.hseq);
   return L;
 }
 
 }  // namespace
 
-// Returns y (T, B, H), h_n (B, H), gates (T, B, G: the records), then what backward needs: hin, hn and hseq
+// Returns y (T, B, H), h_n (B, H), gates (T, B, GH: the records), then what backward needs: hin, hn and hseq
 // (GRU only). Without `save` (no backward to come) hin holds two steps (this one and the next) and hn one; without
-// `records` either, the gates hold one step and come back empty (0, B, G).
-std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor& h0, const Tensor& w_ih,
-                                    const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh,
-                                    const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                    const OptTensor& z_h, double zoneout_p, int64_t gemm_id, bool save,
-                                    bool records) {
-  const CellKind kind = static_cast<CellKind>(cell);
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+// `records` either, the gates hold one step and come back empty (0, B, GH).
+std::vector<Tensor> gru_rnn_forward(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                                    const Tensor& b_ih, const Tensor& b_hh, const GruRnnOptions& o) {
+  const CellKind kind = static_cast<CellKind>(o.cell);
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool save = o.save, records = o.records || o.save;
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = w_hh.size(1);
   auto so = x.options();
   auto ao = b_ih.options();
   Tensor y = empty_big({T, B, H}, so);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   const bool gru = kind == CellKind::Gru;
-  records = records || save;
-  Tensor gates_buf = cached_empty({records ? T : 1, B, G}, ao);
-  Tensor gates = records ? gates_buf : at::empty({0, B, G}, ao);
+  Tensor gates_buf = cached_empty({records ? T : 1, B, GH}, ao);
+  Tensor gates = records ? gates_buf : at::empty({0, B, GH}, ao);
   Tensor hn = gru ? cached_empty({save ? T : 1, B, H}, ao) : Tensor();
   Tensor hseq = gru && save ? cached_empty({T, B, H}, ao) : Tensor();
   Tensor hin = cached_empty({save ? T : 2, B, H}, so);
   if (T == 0) return {y, h.to(x.scalar_type()), gates, hin, hn, hseq};
-  // a_x = x W_ih^T (T * B, G), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
+  // a_x = x W_ih^T (T * B, GH), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
   // each call), oneDNN's product is its own tensor, used as it is.
   Tensor ax;
   if (gemm == Gemm::Mkl) {
-    ax = cached_empty({T * B, G}, so);
+    ax = cached_empty({T * B, GH}, so);
     matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
   } else {
     ax = matmul_nt(gemm, x.reshape({T * B, I}), w_ih);
   }
-  hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
-  Tensor ah_buf = at::empty({B, G}, so);
+  hin.select(0, 0).copy_(given(o.recurrent_mask) ? h0 * *o.recurrent_mask : h0);
+  Tensor ah_buf = at::empty({B, GH}, so);
   const StepWeight W_hh(gemm, w_hh, B);
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p);
-    L.save = save, L.records = records;
-    L.ax = ax.data_ptr<scalar_t>();
-    L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
-    L.h = h.data_ptr<acc_t>(), L.gates = gates_buf.data_ptr<acc_t>();
-    L.hn = data_or_null<acc_t>(hn), L.hseq = data_or_null<acc_t>(hseq);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, Saved{hin, gates_buf, hn, hseq});
+    L.b_ih = b_ih.data_ptr<acc_t>(), L.b_hh = b_hh.data_ptr<acc_t>();
+    L.ax = ax.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>(), L.h = h.data_ptr<acc_t>();
     for (int64_t t = 0; t < T; ++t) {
-      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, GH)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
-      at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+      at::parallel_for(0, B, grain(GH), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(H);
-        for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah_p + b * G, scratch.data());
+        for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah_p + b * GH, scratch.data());
       });
     }
   });
@@ -104,15 +108,14 @@ std::vector<Tensor> gru_rnn_forward(int64_t cell, const Tensor& x, const Tensor&
 
 // Returns dx (undefined unless need_dx), dh0, dw_ih, dw_hh, db_ih, db_hh (undefined without bias; in the
 // accumulation dtype).
-std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const OptTensor& dh_n, const Tensor& x,
-                                     const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
-                                     const OptTensor& lengths, const OptTensor& recurrent_mask,
-                                     const OptTensor& z_h, double zoneout_p, int64_t gemm_id,
-                                     const Tensor& hin, const Tensor& gates, const OptTensor& hn,
-                                     const OptTensor& hseq, bool has_bias, bool need_dx) {
-  const CellKind kind = static_cast<CellKind>(cell);
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = w_hh.size(1);
+std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n, const Tensor& x, const Tensor& h0,
+                                     const Tensor& w_ih, const Tensor& w_hh, const Tensor& hin, const Tensor& gates,
+                                     const OptTensor& hn, const OptTensor& hseq, bool need_dx, const GruRnnOptions& o) {
+  TORCH_CHECK(o.save, "lstmkit: backward of a forward that did not save (GruRnnOptions.save = False)");
+  const CellKind kind = static_cast<CellKind>(o.cell);
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool has_bias = o.has_bias;
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = w_hh.size(1);
   auto so = x.options();
   auto ao = gates.options();
   const bool gru = kind == CellKind::Gru;
@@ -120,15 +123,15 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
   // In chunks of K steps from the last, as the LSTM's backward: only a chunk's dA_x, dA_h exist at a time, and
   // its share of dX, dW_ih, dW_hh and db is added once its steps are done, chunks always in the same order.
   const int64_t K = chunk_steps(T, B);
-  Tensor dax = cached_empty({K, B, G}, so);
-  Tensor dah = gru ? cached_empty({K, B, G}, so) : dax;
+  Tensor dax = cached_empty({K, B, GH}, so);
+  Tensor dah = gru ? cached_empty({K, B, GH}, so) : dax;
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
-  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, H}, ao);  // totals in acc_t
-  Tensor db_ih = has_bias ? at::zeros({G}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({G}, ao) : Tensor();
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();             // (I, GH)
+  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, H}, ao);  // totals in acc_t
+  Tensor db_ih = has_bias ? at::zeros({GH}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({GH}, ao) : Tensor();
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
     const int64_t n = (t1 - t0) * B;  // rows
-    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, H}));
@@ -137,19 +140,14 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
       if (gru) db_hh.add_(dah_k.to(ao.dtype()).sum(0));
     }
   };
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, G)
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, GH)
   Tensor dhg_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
-  Tensor no_bias = at::zeros({G}, ao);
   Tensor h0_acc = h0.to(ao.dtype());
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_gru_rnn_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    auto L = make_layer<scalar_t, acc_t>(kind, T, B, H, no_bias, no_bias, lengths, recurrent_mask, z_h,
-                                         zoneout_p);
-    L.save = true;
-    L.records = true;
-    L.gates = gates.data_ptr<acc_t>(), L.hn = data_or_null<acc_t>(hn), L.hseq = data_or_null<acc_t>(hseq);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, Saved{hin, gates, or_undefined(hn), or_undefined(hseq)});
     L.h0 = h0_acc.data_ptr<acc_t>();
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>();
@@ -159,7 +157,7 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
       L.t0 = t0;
       for (int64_t t = t1 - 1; t >= t0; --t) {
         const scalar_t* dhg_p = dhg.defined() ? dhg.data_ptr<scalar_t>() : nullptr;
-        at::parallel_for(0, B, grain(G), [&](int64_t b0, int64_t b1) {
+        at::parallel_for(0, B, grain(GH), [&](int64_t b0, int64_t b1) {
           for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, dhg_p ? dhg_p + b * H : nullptr);
         });
         dhg = W_hh_t.apply(dah.select(0, t - t0), dhg_buf);  // (B, H), for step t - 1
@@ -170,7 +168,7 @@ std::vector<Tensor> gru_rnn_backward(int64_t cell, const OptTensor& dy, const Op
 
   // The grad of h0: the kept part plus the recurrent GEMM's, through the mask.
   Tensor dh_in = dhg.defined() ? dhg.to(ao.dtype()) : at::zeros({B, H}, ao);
-  if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
+  if (given(o.recurrent_mask)) dh_in = dh_in * *o.recurrent_mask;
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   if (has_bias && !gru) db_hh = db_ih;  // the RNN's a_x and a_h have the same grad
   auto in_x_dtype = [&](const Tensor& g) { return g.to(x.scalar_type()); };

@@ -9,46 +9,20 @@
 // (two (T, B, 4H) tensors and a (T, B, H) one): backward rebuilds them a chunk of steps at a time from a_x and a_h
 // recomputed by GEMMs and from the saved c' (rebuild_ln_row).
 //
-// Shapes: T steps, B batch, H hidden, R = P (projection) or H, G = 4H. Gate order i, f, g, o (torch's).
+// Shapes: T steps, B batch, H hidden, R = P (projection) or H, GH = 4H (G = 4 gates of H each). Gate order
+// i, f, g, o (torch's).
 // scalar_t is the storage type of everything that feeds a GEMM (x, h_in, y, dA); acc_t (float for bfloat16)
 // is the type of the cell state, the saved gates and all pointwise math.
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "layer_norm.h"
+#include "pointwise.h"
+
 namespace lstmkit {
-
-// exp for float that the compiler vectorises (std::exp does not without -ffast-math/libmvec): Cephes' expf,
-// exp(x) = 2^n * exp(r), |r| <= ln2/2, max error ~2 ulp. Double uses std::exp (fp64 is for gradcheck, not speed).
-// Always inlined: called inside `omp simd` loops, where an out-of-line call would stop vectorisation (GCC
-// declined to inline it on its own once the plain cell's pass grew).
-#define LSTMKIT_INLINE inline __attribute__((always_inline))
-
-LSTMKIT_INLINE float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // ternaries, not std::fmin: they vectorise
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a rounding instruction
-  float n = (x * 1.44269504088896341f + magic) - magic;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-LSTMKIT_INLINE double fast_exp(double x) { return std::exp(x); }
-
-template <typename T> LSTMKIT_INLINE T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
-// tanh(x) = 1 - 2 / (exp(2x) + 1): saturates correctly at both ends; absolute error ~1e-7 near 0 in float.
-template <typename T> LSTMKIT_INLINE T tanh_(T x) { return T(1) - T(2) / (fast_exp(T(2) * x) + T(1)); }
 
 template <typename scalar_t, typename acc_t>
 struct Layer {
@@ -56,11 +30,11 @@ struct Layer {
   bool coupled, proj, ln;
   bool save;  // keep every step's intermediate values for backward (else buffers marked "saved" hold one step)
   // Parameters, acc_t, contiguous. Absent bias/peephole point at zeros so the inner loops have no branches.
-  const acc_t* bias;                                    // (G) b_ih + b_hh
+  const acc_t* bias;                                    // (GH) b_ih + b_hh
   const acc_t* peep;                                    // (3, H) p_i, p_f, p_o
-  const acc_t *gamma_ih, *gamma_hh, *gamma_c, *beta_c;  // (G), (G), (H), (H); ln only
+  const acc_t *gamma_ih, *gamma_hh, *gamma_c, *beta_c;  // (GH), (GH), (H), (H); ln only
   const acc_t* mask;                                    // (B, R) recurrent dropout mask or null
-  const acc_t *zc, *zh;                                 // (T, B, H), (T, B, R) zoneout keep-masks or null
+  const acc_t *z_h, *z_c;                               // (T, B, R), (T, B, H) zoneout keep-masks or null
   acc_t zp;                                             // eval zoneout probability (0 = none)
   const int64_t* lengths;                               // (B) or null
   acc_t eps;
@@ -68,26 +42,26 @@ struct Layer {
   // when streaming (inference without records; else t0 = 0 and they hold every step), in backward always.
   int64_t t0;
   // Forward buffers.
-  const scalar_t* ax;        // (T, B, G) x W_ih^T; the same memory as gates when scalar_t == acc_t; chunk
-  scalar_t* hin;             // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
-  scalar_t* y;               // (T, B, R)
-  scalar_t* hraw;            // (T, B, H) o * tanh(m), the projection's input; proj only; saved
-  acc_t* h;                  // (B, R) state h
-  acc_t* c;                  // (B, H) state c
-  const acc_t* c0;           // (B, H)
-  acc_t* gates;              // (T, B, G) activated i, f, g, o; chunk in forward when streaming
-  acc_t* cseq;               // (T, B, H) state c after each step; chunk in forward when streaming
-  acc_t* cnew;               // (T, B, H) c' before zoneout; zoneout only, else null; saved
-  acc_t* tanhm;              // (T, B, H) tanh(m); saved
-  acc_t *mean, *rstd;        // (T, B, 3) mean and 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
+  const scalar_t* ax;  // (T, B, GH) x W_ih^T; the same memory as gates when scalar_t == acc_t; chunk
+  scalar_t* hin;       // (T, B, R) h_{t-1} * mask: the recurrent GEMM's input at step t; saved
+  scalar_t* y;         // (T, B, R)
+  scalar_t* hraw;      // (T, B, H) o * tanh(m), the projection's input; proj only; saved
+  acc_t* h;            // (B, R) state h
+  acc_t* c;            // (B, H) state c
+  const acc_t* c0;     // (B, H)
+  acc_t* gates;        // (T, B, GH) activated i, f, g, o; chunk in forward when streaming
+  acc_t* cseq;         // (T, B, H) state c after each step; chunk in forward when streaming
+  acc_t* cnew;         // (T, B, H) c' before zoneout; zoneout only, else null; saved
+  acc_t* tanhm;        // (T, B, H) tanh(m); saved
+  acc_t *mean, *rstd;  // (T, B, 3) mean and 1/sqrt(var + eps) of a_x, a_h, c'; ln only; saved
   // Backward buffers.
   const scalar_t* dy;        // (T, B, R) or null
   acc_t* dh_keep;            // (B, R) grad of state h that does not pass through W_hh (zoneout, padding)
   acc_t* dc;                 // (B, H) grad of state c
   scalar_t* dhnew;           // (K, B, P) grad of the projection's output; proj only; chunk
-  scalar_t *dA, *dax, *dah;  // (K, B, G) grad of a, of a_x and of a_h (all three the same buffer without ln); chunk
+  scalar_t *dA, *dax, *dah;  // (K, B, GH) grad of a, of a_x and of a_h (all three the same buffer without ln); chunk
   acc_t* dm;                 // (K, B, H) grad of m; ln only; chunk
-  acc_t *xhat_ih, *xhat_hh;  // (K, B, G) normalised a_x, a_h, rebuilt by rebuild_ln_row; ln only; chunk
+  acc_t *xhat_ih, *xhat_hh;  // (K, B, GH) normalised a_x, a_h, rebuilt by rebuild_ln_row; ln only; chunk
   acc_t* chat;               // (K, B, H) normalised c', rebuilt likewise; ln only; chunk
 
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
@@ -97,58 +71,9 @@ struct Layer {
   // Without `save` (inference) the buffers only backward reads hold one step (hin two: this and the next).
   int64_t srow(int64_t t, int64_t b) const { return save ? row(t, b) : b; }
   int64_t hrow(int64_t t, int64_t b) const { return (save ? t : (t & 1)) * B + b; }
-  acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return zc ? zc[row(t, b) * H + j] : zp; }
-  acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return zh ? zh[row(t, b) * R + k] : zp; }
+  acc_t zoneout_c(int64_t t, int64_t b, int64_t j) const { return z_c ? z_c[row(t, b) * H + j] : zp; }
+  acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return z_h ? z_h[row(t, b) * R + k] : zp; }
 };
-
-template <typename acc_t>
-struct Moments {
-  acc_t mean, rstd;  // rstd = 1/sqrt(var + eps)
-};
-
-// Mean and rstd of v's n features (biased var). The sums are `omp simd reduction`s: vectorised (without it GCC
-// keeps float sums in order, one lane), and still the same order on every run.
-template <typename in_t, typename acc_t>
-inline Moments<acc_t> moments(const in_t* __restrict v, int64_t n, acc_t eps) {
-  acc_t mean = 0;
-#pragma omp simd reduction(+ : mean)
-  for (int64_t j = 0; j < n; ++j) mean += acc_t(v[j]);
-  mean /= acc_t(n);
-  acc_t var = 0;
-#pragma omp simd reduction(+ : var)
-  for (int64_t j = 0; j < n; ++j) {
-    acc_t d = acc_t(v[j]) - mean;
-    var += d * d;
-  }
-  return {mean, acc_t(1) / std::sqrt(var / acc_t(n) + eps)};
-}
-
-// xhat = (v - mean) * rstd. Forward and backward's rebuild both use it, so the same v gives bitwise the same xhat.
-// Backward's v is a_x, a_h recomputed by one GEMM over a chunk's rows, forward's came from per-step GEMMs: the same
-// bits where the library gives them for both (MKL and oneDNN did here, fp32 and bf16), else a rounding apart.
-// xhat may be v itself (the rebuild overwrites a recomputed a_x in place), so no __restrict.
-template <typename in_t, typename acc_t>
-inline void normalise(const in_t* v, Moments<acc_t> m, int64_t n, acc_t* xhat) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) xhat[j] = (acc_t(v[j]) - m.mean) * m.rstd;
-}
-
-// Given dL/dy for y = gamma * xhat (+ beta), writes dL/dv for v the un-normalised input.
-template <typename acc_t, typename out_t>
-inline void normalise_backward(const acc_t* __restrict dy, const acc_t* __restrict gamma,
-                               const acc_t* __restrict xhat, acc_t rstd, int64_t n, out_t* __restrict dv) {
-  acc_t s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-  for (int64_t j = 0; j < n; ++j) {
-    acc_t d = dy[j] * gamma[j];
-    s1 += d;
-    s2 += d * xhat[j];
-  }
-  s1 /= acc_t(n);
-  s2 /= acc_t(n);
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) dv[j] = out_t(rstd * (dy[j] * gamma[j] - s1 - xhat[j] * s2));
-}
 
 // State h after step t for row b, given the cell's new h (h_new, R values; ignored past the row's length):
 // zoneout mix, y_t, and the next step's recurrent GEMM input h * mask.
@@ -176,16 +101,16 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
   }
 }
 
-// Step t's gates, in place in gt (G), and c' (H) from c = c_{t-1} (H).
-// kPlain (no layer norm): the pre-activations are a_x (ax, G; may be gt itself) + a_h (ah, G) + bias, summed
+// Step t's gates, in place in gt (GH), and c' (H) from c = c_{t-1} (H).
+// kPlain (no layer norm): the pre-activations are a_x (ax, GH; may be gt itself) + a_h (ah, GH) + bias, summed
 // here, and m = c', so tm = tanh(c') and h = o * tm (H each) are written too. Otherwise gt already holds the
 // pre-activations and tm, h are left to the caller.
 // kCoupled, kPlain are template arguments, not runtime bools: GCC will not vectorise a select on a
 // loop-invariant flag.
 template <bool kCoupled, bool kPlain, typename acc_t, typename ax_t, typename ah_t>
-inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah,
-                          const acc_t* __restrict bias, const acc_t* __restrict c, const acc_t* __restrict peep,
-                          acc_t* __restrict c_new, acc_t* __restrict tm, acc_t* __restrict h) {
+inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah, const acc_t* __restrict bias,
+                          const acc_t* __restrict c, const acc_t* __restrict peep, acc_t* __restrict c_new,
+                          acc_t* __restrict tm, acc_t* __restrict h) {
   const acc_t* p_i = peep;
   const acc_t* p_f = peep + H;
   const acc_t* p_o = peep + 2 * H;
@@ -216,7 +141,7 @@ inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __re
 }
 
 // The same step backward: from dcn (H, grad of c' through m), dc (H, grad of the state c_t, replaced by that of
-// c_{t-1}), z (H, zoneout keep factor of c) and dr (H, grad of o * tanh(m)) to da (G, grad of the pre-activations).
+// c_{t-1}), z (H, zoneout keep factor of c) and dr (H, grad of o * tanh(m)) to da (GH, grad of the pre-activations).
 template <bool kCoupled, typename acc_t, typename in_t>
 inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* __restrict tm,
                            const acc_t* __restrict c_prev, const acc_t* __restrict peep, const in_t* __restrict dr,
@@ -230,7 +155,7 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
     acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
     acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
     acc_t d_new = dcn[j] + (acc_t(1) - z[j]) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
-    acc_t d_prev = z[j] * dc[j] + d_new * f;                            // grad of c_{t-1}
+    acc_t d_prev = z[j] * dc[j] + d_new * f;                           // grad of c_{t-1}
     acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
     if (kCoupled) di -= df;
     acc_t da_i = di * i * (acc_t(1) - i);
@@ -246,17 +171,17 @@ inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* _
 // Scratch values forward_row needs per thread.
 inline int64_t forward_scratch(int64_t H, bool ln) { return ln ? 10 * H : H; }
 
-// Forward pointwise pass of step t, row b. ah: (G) row of h_in W_hh^T. scratch: forward_scratch(H, ln) values.
+// Forward pointwise pass of step t, row b. ah: (GH) row of h_in W_hh^T. scratch: forward_scratch(H, ln) values.
 template <typename scalar_t, typename acc_t>
 inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict ah,
                         acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = 4 * H, r = L.crow(t, b), s = L.srow(t, b);
-  acc_t* gt = L.gates + r * G;
+  const int64_t H = L.H, GH = 4 * H, r = L.crow(t, b), s = L.srow(t, b);
+  acc_t* gt = L.gates + r * GH;
   acc_t* cs = L.cseq + r * H;
   acc_t* tm = L.tanhm + s * H;
-  acc_t* h = scratch;  // (H) o * tanh(m)
+  acc_t* h = scratch;    // (H) o * tanh(m)
   if (!L.valid(t, b)) {  // past the end: state unchanged, every record 0 (so backward's rebuild gives xhat = 0)
-    std::fill(gt, gt + G, acc_t(0));
+    std::fill(gt, gt + GH, acc_t(0));
     std::fill(cs, cs + H, acc_t(0));
     std::fill(tm, tm + H, acc_t(0));
     if (L.cnew) std::fill(L.cnew + s * H, L.cnew + (s + 1) * H, acc_t(0));
@@ -271,10 +196,10 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     }
     return;
   }
-  const scalar_t* ax = L.ax + r * G;  // may be gt itself (gates overwrite a_x), so not __restrict
-  const acc_t* c = L.c + b * H;       // state c_{t-1}; overwritten below, so not __restrict
+  const scalar_t* ax = L.ax + r * GH;        // may be gt itself (gates overwrite a_x), so not __restrict
+  const acc_t* c = L.c + b * H;              // state c_{t-1}; overwritten below, so not __restrict
   acc_t* cn = L.cnew ? L.cnew + s * H : cs;  // c' before zoneout
-  if (!L.ln) {  // a = a_x + a_h + b, m = c': all in one pass
+  if (!L.ln) {                               // a = a_x + a_h + b, m = c': all in one pass
     if (L.coupled) {
       gates_forward<true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
     } else {
@@ -282,13 +207,13 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     }
   } else {  // a = LN(a_x; gamma_ih) + LN(a_h; gamma_hh) + b,  m = LN(c'; gamma_c, beta_c)
     // The normalised values live in scratch; only their moments are saved (see the top of this file).
-    acc_t* xi = scratch + H;   // (G) normalised a_x
-    acc_t* xh = xi + G;        // (G) normalised a_h
-    acc_t* ch = xh + G;        // (H) normalised c'
-    const Moments<acc_t> mx = moments(ax, G, L.eps), mh = moments(ah, G, L.eps);
-    normalise(ax, mx, G, xi);  // before gt is written: ax may be gt
-    normalise(ah, mh, G, xh);
-    for (int64_t j = 0; j < G; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
+    acc_t* xi = scratch + H;  // (GH) normalised a_x
+    acc_t* xh = xi + GH;      // (GH) normalised a_h
+    acc_t* ch = xh + GH;      // (H) normalised c'
+    const Moments<acc_t> mx = moments(ax, GH, L.eps), mh = moments(ah, GH, L.eps);
+    normalise(ax, mx, GH, xi);  // before gt is written: ax may be gt
+    normalise(ah, mh, GH, xh);
+    for (int64_t j = 0; j < GH; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
     if (L.coupled) {
       gates_forward<true, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
     } else {
@@ -325,8 +250,8 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
 // dA_h(t+1) W_hh or null at the last step) plus dy_t, split by zoneout into the part reaching the cell's new h
 // (written to dh_new, R values) and the part kept for h_{t-1} (left in dh_keep).
 template <typename scalar_t, typename acc_t, typename out_t>
-inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b,
-                           const scalar_t* __restrict dh_gemm, out_t* __restrict dh_new) {
+inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* __restrict dh_gemm,
+                           out_t* __restrict dh_new) {
   const int64_t R = L.R;
   acc_t* __restrict keep = L.dh_keep + b * R;
   if (dh_gemm) {
@@ -346,48 +271,48 @@ inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b
 }
 
 // Backward with ln, step t row b, before the step's pass: the normalised values forward did not keep, from the
-// saved mean and rstd: xhat_ih from ax (G, a_x recomputed by a GEMM), xhat_hh from ah (G, a_h likewise) and chat
+// saved mean and rstd: xhat_ih from ax (GH, a_x recomputed by a GEMM), xhat_hh from ah (GH, a_h likewise) and chat
 // from c' (saved). ax, ah may be the xhat rows themselves (rebuilt in place), so no __restrict.
 template <typename scalar_t, typename acc_t>
 inline void rebuild_ln_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const scalar_t* ax,
                            const scalar_t* ah) {
-  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), k = L.crow(t, b);
-  acc_t* xi = L.xhat_ih + k * G;
-  acc_t* xh = L.xhat_hh + k * G;
+  const int64_t H = L.H, GH = 4 * H, r = L.row(t, b), k = L.crow(t, b);
+  acc_t* xi = L.xhat_ih + k * GH;
+  acc_t* xh = L.xhat_hh + k * GH;
   acc_t* ch = L.chat + k * H;
   if (!L.valid(t, b)) {  // as forward recorded them: 0 (whatever the padding of x holds)
-    std::fill(xi, xi + G, acc_t(0));
-    std::fill(xh, xh + G, acc_t(0));
+    std::fill(xi, xi + GH, acc_t(0));
+    std::fill(xh, xh + GH, acc_t(0));
     std::fill(ch, ch + H, acc_t(0));
     return;
   }
   const acc_t* mean = L.mean + r * 3;
   const acc_t* rstd = L.rstd + r * 3;
-  normalise(ax, Moments<acc_t>{mean[0], rstd[0]}, G, xi);
-  normalise(ah, Moments<acc_t>{mean[1], rstd[1]}, G, xh);
+  normalise(ax, Moments<acc_t>{mean[0], rstd[0]}, GH, xi);
+  normalise(ah, Moments<acc_t>{mean[1], rstd[1]}, GH, xh);
   normalise((L.cnew ? L.cnew : L.cseq) + r * H, Moments<acc_t>{mean[2], rstd[2]}, H, ch);
 }
 
-// Backward, second half, step t row b: from dr (H) = grad of o * tanh(m) to dA (G) and the grad of c_{t-1}.
+// Backward, second half, step t row b: from dr (H) = grad of o * tanh(m) to dA (GH) and the grad of c_{t-1}.
 // scratch: 6H values.
 template <typename scalar_t, typename acc_t, typename in_t>
 inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, const in_t* __restrict dr,
                               acc_t* __restrict scratch) {
-  const int64_t H = L.H, G = 4 * H, r = L.row(t, b), k = L.crow(t, b);
+  const int64_t H = L.H, GH = 4 * H, r = L.row(t, b), k = L.crow(t, b);
   if (!L.valid(t, b)) {
-    std::fill(L.dA + k * G, L.dA + (k + 1) * G, scalar_t(0));
+    std::fill(L.dA + k * GH, L.dA + (k + 1) * GH, scalar_t(0));
     if (L.ln) {
-      std::fill(L.dax + k * G, L.dax + (k + 1) * G, scalar_t(0));
-      std::fill(L.dah + k * G, L.dah + (k + 1) * G, scalar_t(0));
+      std::fill(L.dax + k * GH, L.dax + (k + 1) * GH, scalar_t(0));
+      std::fill(L.dah + k * GH, L.dah + (k + 1) * GH, scalar_t(0));
       std::fill(L.dm + k * H, L.dm + (k + 1) * H, acc_t(0));
     }
     return;
   }
-  const acc_t* __restrict gt = L.gates + r * G;
+  const acc_t* __restrict gt = L.gates + r * GH;
   const acc_t* __restrict tm = L.tanhm + r * H;
   const acc_t* __restrict c_prev = t > 0 ? L.cseq + L.row(t - 1, b) * H : L.c0 + b * H;
-  acc_t* __restrict da = scratch;       // (G) grad of a, in acc_t
-  acc_t* __restrict dcn = scratch + G;  // (H) grad of c' through m
+  acc_t* __restrict da = scratch;        // (GH) grad of a, in acc_t
+  acc_t* __restrict dcn = scratch + GH;  // (H) grad of c' through m
   // through h = o * tanh(m): grad of m, then of c' via LN if any
   if (L.ln) {
     acc_t* __restrict dm = L.dm + k * H;
@@ -396,18 +321,18 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   } else {
     for (int64_t j = 0; j < H; ++j) dcn[j] = acc_t(dr[j]) * gt[3 * H + j] * (acc_t(1) - tm[j] * tm[j]);
   }
-  acc_t* __restrict z = scratch + G + H;  // (H) zoneout keep factor of c
+  acc_t* __restrict z = scratch + GH + H;  // (H) zoneout keep factor of c
   for (int64_t j = 0; j < H; ++j) z[j] = L.cnew ? L.zoneout_c(t, b, j) : acc_t(0);
   if (L.coupled) {
     gates_backward<true>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
   } else {
     gates_backward<false>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
   }
-  scalar_t* __restrict dA = L.dA + k * G;
-  for (int64_t j = 0; j < G; ++j) dA[j] = scalar_t(da[j]);
+  scalar_t* __restrict dA = L.dA + k * GH;
+  for (int64_t j = 0; j < GH; ++j) dA[j] = scalar_t(da[j]);
   if (L.ln) {
-    normalise_backward(da, L.gamma_ih, L.xhat_ih + k * G, L.rstd[r * 3 + 0], G, L.dax + k * G);
-    normalise_backward(da, L.gamma_hh, L.xhat_hh + k * G, L.rstd[r * 3 + 1], G, L.dah + k * G);
+    normalise_backward(da, L.gamma_ih, L.xhat_ih + k * GH, L.rstd[r * 3 + 0], GH, L.dax + k * GH);
+    normalise_backward(da, L.gamma_hh, L.xhat_hh + k * GH, L.rstd[r * 3 + 1], GH, L.dah + k * GH);
   }
 }
 

@@ -1,4 +1,4 @@
-// One LSTM layer in one direction, time-major, forward and hand-written BPTT (see lstmkit/engines/fused.py for
+// One LSTM layer in one direction, time-major, forward and hand-written BPTT (see lstmkit/engines/fused/lstm.py for
 // the equations and the Python-facing contract; lstm_cell.h for the pointwise half of each step).
 //
 // Forward:  a_x = X W_ih^T for all T*B rows at once (one GEMM); per step one GEMM a_h = h_in W_hh^T and one
@@ -11,16 +11,15 @@
 //           their normalised values rebuilt from the saved moments; per step the pointwise pass and one GEMM
 //           dh = dA_h W_hh (two with proj); then the chunk's share of dW_ih, dW_hh, dW_hr (GEMMs added to the
 //           totals), of dX (a GEMM into its rows) and of db, dpeephole, dgamma (reductions added to the totals).
-//           Only the chunk's dA, dA_x, dA_h, dm live at once, not (T, B, 4H) of each.
+//           Only the chunk's dA, dA_x, dA_h, dm live at once, not (T, B, GH) of each.
 // No atomics and no cross-thread accumulation, chunks always added in the same order: the same inputs give
 // bitwise the same outputs on every run.
 //
-// The arguments arrive prepared by fused.py: contiguous, x's dtype for GEMM operands (x, h0, weights), the
-// accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything else; bias and peephole are always
-// given (zeros when the layer has none).
+// The arguments arrive prepared by lstmkit/engines/fused/lstm.py (layers.h gives their shapes): contiguous, x's dtype
+// for GEMM operands (x, h0, weights), the accumulation dtype acc_t (float for bfloat16, else x's dtype) for everything
+// else; bias and peephole are always given (zeros when the layer has none).
 
 #include <ATen/ATen.h>
-
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
@@ -44,37 +43,75 @@ int64_t chunk_steps(int64_t T, int64_t B) {
   return std::min<int64_t>(T, std::max<int64_t>(1, (1024 + B - 1) / B));
 }
 
-// Returns y, h_n, c_n, gates, c_seq, then what backward needs: hin, hraw, cnew, tanhm, mean, rstd (undefined
-// where the configuration has none).
+namespace {
+
+// The parameters of the pointwise terms, in acc_t; the layer norm's absent without ln.
+struct CellParams {
+  const Tensor& bias;                                       // (GH) b_ih + b_hh (zeros without bias)
+  const Tensor& peephole;                                   // (3, H) (zeros without peephole)
+  const OptTensor &gamma_ih, &gamma_hh, &gamma_c, &beta_c;  // (GH), (GH), (H), (H)
+};
+
+// What forward saves for backward (undefined where the configuration has none).
+struct Saved {
+  Tensor hin, hraw, gates, cseq, cnew, tanhm, mean, rstd;
+};
+
+// The Layer view both passes share: sizes, options, parameters and saved buffers. Forward then points it at its
+// state and outputs, backward at its grads.
+template <typename scalar_t, typename acc_t>
+Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, int64_t H, int64_t R, const CellParams& p,
+                                  const Saved& s) {
+  Layer<scalar_t, acc_t> L{};
+  L.T = T, L.B = B, L.H = H, L.R = R;
+  L.coupled = o.coupled, L.proj = s.hraw.defined(), L.ln = given(p.gamma_ih), L.save = o.save;
+  L.bias = p.bias.data_ptr<acc_t>();
+  L.peep = p.peephole.data_ptr<acc_t>();
+  L.gamma_ih = data_or_null<acc_t>(p.gamma_ih), L.gamma_hh = data_or_null<acc_t>(p.gamma_hh);
+  L.gamma_c = data_or_null<acc_t>(p.gamma_c), L.beta_c = data_or_null<acc_t>(p.beta_c);
+  L.mask = data_or_null<acc_t>(o.recurrent_mask);
+  L.z_h = data_or_null<acc_t>(o.z_h), L.z_c = data_or_null<acc_t>(o.z_c);
+  L.zp = static_cast<acc_t>(given(o.z_c) ? 0.0 : o.zoneout_p);
+  L.lengths = data_or_null<int64_t>(o.lengths);
+  L.eps = static_cast<acc_t>(o.eps);
+  L.t0 = 0;
+  L.hin = s.hin.data_ptr<scalar_t>(), L.hraw = data_or_null<scalar_t>(s.hraw);
+  L.gates = s.gates.data_ptr<acc_t>(), L.cseq = s.cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(s.cnew);
+  L.tanhm = s.tanhm.data_ptr<acc_t>();
+  L.mean = data_or_null<acc_t>(s.mean), L.rstd = data_or_null<acc_t>(s.rstd);
+  return L;
+}
+
+}  // namespace
+
+// Returns y, h_n, c_n, gates, c_seq, then what backward needs (Saved; undefined where the configuration has none).
 // Without `save` (no backward to come) and without `records` (no trace), the call streams: a_x, the gates and
 // c_seq exist for one chunk of steps at a time, so the memory a call holds besides y does not grow with T, and
 // gates and c_seq come back empty (0, B, .).
 std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih,
-                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole,
-                                 const OptTensor& w_hr, const OptTensor& lengths, const OptTensor& gamma_ih,
-                                 const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
-                                 bool coupled, const OptTensor& recurrent_mask, const OptTensor& z_c,
-                                 const OptTensor& z_h, double zoneout_p, double eps, int64_t gemm_id, bool save,
-                                 bool records) {
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
-  const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(z_c) || zoneout_p > 0;
+                                 const Tensor& w_hh, const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
+                                 const OptTensor& gamma_ih, const OptTensor& gamma_hh, const OptTensor& gamma_c,
+                                 const OptTensor& beta_c, const LstmOptions& o) {
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool save = o.save, records = o.records;
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
+  const bool proj = given(w_hr), ln = given(gamma_ih), zoneout = given(o.z_c) || o.zoneout_p > 0;
   auto so = x.options();
   auto ao = bias.options();
   Tensor y = empty_big({T, B, R}, so);
   Tensor h = h0.to(ao.dtype(), /*non_blocking=*/false, /*copy=*/true);
   Tensor c = c0.to(ao.dtype(), false, true);
   if (T == 0) {
-    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, G}, ao), empty_big({T, B, H}, ao)};
+    return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), empty_big({T, B, GH}, ao), empty_big({T, B, H}, ao)};
   }
   const bool stream = !save && !records;
   const int64_t K = stream ? chunk_steps(T, B) : T;  // steps of a_x, gates and c_seq held at once
   // The working buffers come from the buffer cache (buffers.h), the records of a trace too: on fresh memory the
   // a_x GEMM of a T=100, B=64, H=512 trace took 142 ms instead of 55 (faulting in and zeroing 52 MB as it went).
   Tensor cseq = cached_empty({K, B, H}, ao);
-  // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, G). MKL writes into a cached buffer; oneDNN
+  // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, GH). MKL writes into a cached buffer; oneDNN
   // returns its own, copied in only when streaming.
-  Tensor ax = stream || gemm == Gemm::Mkl ? cached_empty({K * B, G}, so) : Tensor();
+  Tensor ax = stream || gemm == Gemm::Mkl ? cached_empty({K * B, GH}, so) : Tensor();
   auto project_input = [&](int64_t t0) {
     const int64_t k = std::min(K, T - t0);
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
@@ -86,55 +123,40 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   };
   project_input(0);
   // When the pointwise math runs in x's dtype, the gates overwrite a_x in place: one buffer less.
-  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, G}) : cached_empty({K, B, G}, ao);
+  Tensor gates = x.scalar_type() == bias.scalar_type() ? ax.view({K, B, GH}) : cached_empty({K, B, GH}, ao);
   // What only backward reads is kept for every step if `save`, else for one (hin: two, this step's and the next's).
   const int64_t TS = save ? T : 1;
   Tensor hin = cached_empty({save ? T : 2, B, R}, so);
-  hin.select(0, 0).copy_(given(recurrent_mask) ? h0 * *recurrent_mask : h0);
+  hin.select(0, 0).copy_(given(o.recurrent_mask) ? h0 * *o.recurrent_mask : h0);
   Tensor hraw = proj ? cached_empty({TS, B, H}, so) : Tensor();
   Tensor cnew = zoneout ? cached_empty({TS, B, H}, ao) : Tensor();
   Tensor tanhm = cached_empty({TS, B, H}, ao);
   // Layer norm: the moments of a_x, a_h and c', from which backward rebuilds their normalised values.
   Tensor mean = ln ? at::empty({TS, B, 3}, ao) : Tensor();
   Tensor rstd = ln ? at::empty({TS, B, 3}, ao) : Tensor();
-  Tensor ah_buf = at::empty({B, G}, so);
+  Tensor ah_buf = at::empty({B, GH}, so);
   Tensor hp_buf = proj ? at::empty({B, R}, so) : Tensor();
   const StepWeight W_hh(gemm, w_hh, B);
-  const std::optional<StepWeight> W_hr =
-      proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
+  const std::optional<StepWeight> W_hr = proj ? std::optional<StepWeight>(StepWeight(gemm, *w_hr, B)) : std::nullopt;
+  const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
+  const Saved saved{hin, hraw, gates, cseq, cnew, tanhm, mean, rstd};
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    Layer<scalar_t, acc_t> L{};
-    L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = save;
-    L.bias = bias.data_ptr<acc_t>();
-    L.peep = peephole.data_ptr<acc_t>();
-    L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);
-    L.gamma_c = data_or_null<acc_t>(gamma_c), L.beta_c = data_or_null<acc_t>(beta_c);
-    L.mask = data_or_null<acc_t>(recurrent_mask);
-    L.zc = data_or_null<acc_t>(z_c), L.zh = data_or_null<acc_t>(z_h);
-    L.zp = static_cast<acc_t>(given(z_c) ? 0.0 : zoneout_p);
-    L.lengths = data_or_null<int64_t>(lengths);
-    L.eps = static_cast<acc_t>(eps);
-    L.t0 = 0;
-    L.ax = ax.data_ptr<scalar_t>();
-    L.hin = hin.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>(), L.hraw = data_or_null<scalar_t>(hraw);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, R, params, saved);
+    L.ax = ax.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
     L.h = h.data_ptr<acc_t>(), L.c = c.data_ptr<acc_t>();
-    L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
-    L.tanhm = tanhm.data_ptr<acc_t>();
-    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
 
     for (int64_t t = 0; t < T; ++t) {
       if (stream && t > 0 && t % K == 0) {  // the next chunk: its a_x, into the same buffers
         project_input(t);
         L.t0 = t;
       }
-      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, G)
+      Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, GH)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, B, grain(4 * H), [&](int64_t b0, int64_t b1) {
         std::vector<acc_t> scratch(forward_scratch(H, ln));
-        for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * G, scratch.data());
+        for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah_p + b * GH, scratch.data());
       });
       if (proj) {
         Tensor hp = W_hr->apply(hraw.select(0, save ? t : 0), hp_buf);  // (B, P)
@@ -146,7 +168,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     }
   });
   if (stream) {
-    gates = at::empty({0, B, G}, ao);
+    gates = at::empty({0, B, GH}, ao);
     cseq = at::empty({0, B, H}, ao);
   }
   return {y, h.to(x.scalar_type()), c.to(x.scalar_type()), gates, cseq, hin, hraw, cnew, tanhm, mean, rstd};
@@ -156,23 +178,22 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
 // dgamma_hh, dgamma_c, dbeta_c; undefined where the layer has no such input, dx unless need_dx (a first layer's
 // input often needs no grad, and dX is one of the three big GEMMs). Parameter grads of the pointwise terms (db,
 // dpeephole, dgamma, dbeta) are in acc_t.
-std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n,
-                                  const Tensor& x, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                                  const Tensor& bias, const Tensor& peephole, const OptTensor& w_hr,
-                                  const OptTensor& lengths, const OptTensor& gamma_ih, const OptTensor& gamma_hh,
-                                  const OptTensor& gamma_c, const OptTensor& beta_c, bool coupled,
-                                  const OptTensor& recurrent_mask, const OptTensor& z_c, const OptTensor& z_h,
-                                  double zoneout_p, int64_t gemm_id, const Tensor& hin, const OptTensor& hraw,
-                                  const Tensor& gates, const Tensor& cseq, const OptTensor& cnew,
-                                  const Tensor& tanhm, const OptTensor& mean, const OptTensor& rstd, bool has_bias,
-                                  bool has_peephole, bool need_dx) {
-  const Gemm gemm = static_cast<Gemm>(gemm_id);
-  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), G = w_ih.size(0), H = G / 4, R = w_hh.size(1);
+std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, const OptTensor& dc_n, const Tensor& x,
+                                  const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh, const Tensor& bias,
+                                  const Tensor& peephole, const OptTensor& w_hr, const OptTensor& gamma_ih,
+                                  const OptTensor& gamma_hh, const OptTensor& gamma_c, const OptTensor& beta_c,
+                                  const Tensor& hin, const OptTensor& hraw, const Tensor& gates, const Tensor& cseq,
+                                  const OptTensor& cnew, const Tensor& tanhm, const OptTensor& mean,
+                                  const OptTensor& rstd, bool need_dx, const LstmOptions& o) {
+  TORCH_CHECK(o.save, "lstmkit: backward of a forward that did not save (LstmOptions.save = False)");
+  const Gemm gemm = static_cast<Gemm>(o.gemm);
+  const bool has_bias = o.has_bias, has_peephole = o.has_peephole;
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), GH = w_ih.size(0), H = GH / 4, R = w_hh.size(1);
   const bool proj = given(w_hr), ln = given(gamma_ih);
   auto so = x.options();
   auto ao = bias.options();
   Tensor dh_keep = given(dh_n) ? dh_n->to(ao.dtype(), false, true) : at::zeros({B, R}, ao);  // (B, R)
-  Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);        // (B, H)
+  Tensor dc = given(dc_n) ? dc_n->to(ao.dtype(), false, true) : at::zeros({B, H}, ao);       // (B, H)
 
   // Steps per chunk. Chunks keep the backward-only buffers at a few MB: one (T, B, 4H) tensor at T=100, B=64,
   // H=512 is 52 MB, and layer norm would need five (its peak forward+backward fell from 472 to 191 MB). Without
@@ -182,43 +203,43 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   // 377 ms against 319 at T=100, B=64, H=512; 159 against 152 at T=150, B=64, H=256.
   const int64_t K = chunk_steps(T, B);
   // Chunk buffers, rows crow(t, b) (see Layer in lstm_cell.h).
-  Tensor dA = cached_empty({K, B, G}, so);
-  Tensor dax = ln ? cached_empty({K, B, G}, so) : dA;
-  Tensor dah = ln ? cached_empty({K, B, G}, so) : dA;
+  Tensor dA = cached_empty({K, B, GH}, so);
+  Tensor dax = ln ? cached_empty({K, B, GH}, so) : dA;
+  Tensor dah = ln ? cached_empty({K, B, GH}, so) : dA;
   Tensor dm = ln ? cached_empty({K, B, H}, ao) : Tensor();
   Tensor dhnew = proj ? cached_empty({K, B, R}, so) : Tensor();
-  // Layer norm: the chunk's a_x and a_h recomputed (K * B, G), and their normalised values, rebuilt in place when
+  // Layer norm: the chunk's a_x and a_h recomputed (K * B, GH), and their normalised values, rebuilt in place when
   // the GEMMs run in acc_t (fp32, fp64).
-  Tensor ax = ln ? cached_empty({K * B, G}, so) : Tensor();
-  Tensor ah = ln ? cached_empty({K * B, G}, so) : Tensor();
+  Tensor ax = ln ? cached_empty({K * B, GH}, so) : Tensor();
+  Tensor ah = ln ? cached_empty({K * B, GH}, so) : Tensor();
   const bool in_place = so.dtype() == ao.dtype();
-  Tensor xhat_ih = ln ? (in_place ? ax.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
-  Tensor xhat_hh = ln ? (in_place ? ah.view({K, B, G}) : cached_empty({K, B, G}, ao)) : Tensor();
+  Tensor xhat_ih = ln ? (in_place ? ax.view({K, B, GH}) : cached_empty({K, B, GH}, ao)) : Tensor();
+  Tensor xhat_hh = ln ? (in_place ? ah.view({K, B, GH}) : cached_empty({K, B, GH}, ao)) : Tensor();
   Tensor chat = ln ? cached_empty({K, B, H}, ao) : Tensor();
 
   // The totals the chunks add to, in acc_t (the weight grads are cast to x's dtype at the end).
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, G)
-  Tensor dw_ih = at::zeros({G, I}, ao), dw_hh = at::zeros({G, R}, ao);
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, GH)
+  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, R}, ao);
   Tensor dw_hr = proj ? at::zeros({R, H}, ao) : Tensor();
-  Tensor db = has_bias ? at::zeros({G}, ao) : Tensor();
+  Tensor db = has_bias ? at::zeros({GH}, ao) : Tensor();
   Tensor dpeep = has_peephole ? at::zeros({3, H}, ao) : Tensor();
   Tensor dg_ih, dg_hh, dg_c, db_c;
   if (ln) {
-    dg_ih = at::zeros({G}, ao), dg_hh = at::zeros({G}, ao), dg_c = at::zeros({H}, ao), db_c = at::zeros({H}, ao);
+    dg_ih = at::zeros({GH}, ao), dg_hh = at::zeros({GH}, ao), dg_c = at::zeros({H}, ao), db_c = at::zeros({H}, ao);
   }
 
   // Chunk [t0, t1)'s share of the GEMMs over all rows and of the reductions, once its steps are done.
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
     const int64_t k = t1 - t0, n = k * B;  // steps, rows
-    Tensor dax_k = dax.view({K * B, G}).slice(0, 0, n), dah_k = dah.view({K * B, G}).slice(0, 0, n);
+    Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
     add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, R}));
     if (proj) {
       add_matmul(gemm, dw_hr, dhnew.view({K * B, R}).slice(0, 0, n).t(), hraw->slice(0, t0, t1).view({n, H}));
     }
-    Tensor dA_k = dA.slice(0, 0, k).to(ao.dtype());  // (k, B, G) in acc_t for the reductions
+    Tensor dA_k = dA.slice(0, 0, k).to(ao.dtype());  // (k, B, GH) in acc_t for the reductions
     if (has_bias) db.add_(dA_k.sum({0, 1}));
     if (has_peephole) {
       Tensor d4 = dA_k.view({k, B, 4, H});
@@ -237,29 +258,19 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     }
   };
 
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, G)
+  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, GH)
   const std::optional<StepWeight> W_hr_t =
       proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, R) dA_h(t+1) W_hh; undefined before the first step
+  const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
+  const Saved saved{
+      hin, or_undefined(hraw), gates, cseq, or_undefined(cnew), tanhm, or_undefined(mean), or_undefined(rstd)};
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "lstmkit_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    Layer<scalar_t, acc_t> L{};
-    L.T = T, L.B = B, L.H = H, L.R = R;
-    L.coupled = coupled, L.proj = proj, L.ln = ln, L.save = true;
-    L.bias = bias.data_ptr<acc_t>();
-    L.peep = peephole.data_ptr<acc_t>();
-    L.gamma_ih = data_or_null<acc_t>(gamma_ih), L.gamma_hh = data_or_null<acc_t>(gamma_hh);
-    L.gamma_c = data_or_null<acc_t>(gamma_c), L.beta_c = data_or_null<acc_t>(beta_c);
-    L.mask = data_or_null<acc_t>(recurrent_mask);
-    L.zc = data_or_null<acc_t>(z_c), L.zh = data_or_null<acc_t>(z_h);
-    L.zp = static_cast<acc_t>(given(z_c) ? 0.0 : zoneout_p);
-    L.lengths = data_or_null<int64_t>(lengths);
+    auto L = make_layer<scalar_t, acc_t>(o, T, B, H, R, params, saved);
     L.c0 = c0.data_ptr<acc_t>();
-    L.gates = gates.data_ptr<acc_t>(), L.cseq = cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(cnew);
-    L.tanhm = tanhm.data_ptr<acc_t>();
-    L.mean = data_or_null<acc_t>(mean), L.rstd = data_or_null<acc_t>(rstd);
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>(), L.dc = dc.data_ptr<acc_t>();
     L.dhnew = data_or_null<scalar_t>(dhnew);
@@ -270,13 +281,13 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
     // Layer norm: the normalised a_x, a_h and c' of steps [t0, t1), which forward did not keep.
     auto rebuild_chunk = [&](int64_t t0, int64_t t1) {
-      const int64_t n = (t1 - t0) * B;  // rows
-      matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, G)
-      matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, G)
+      const int64_t n = (t1 - t0) * B;                                                   // rows
+      matmul_nt_into(gemm, x.slice(0, t0, t1).view({n, I}), w_ih, ax.slice(0, 0, n));    // a_x (n, GH)
+      matmul_nt_into(gemm, hin.slice(0, t0, t1).view({n, R}), w_hh, ah.slice(0, 0, n));  // a_h (n, GH)
       const scalar_t* ax_p = ax.data_ptr<scalar_t>();
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
       at::parallel_for(0, n, grain(4 * H), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) rebuild_ln_row(L, t0 + r / B, r % B, ax_p + r * G, ah_p + r * G);
+        for (int64_t r = r0; r < r1; ++r) rebuild_ln_row(L, t0 + r / B, r % B, ax_p + r * GH, ah_p + r * GH);
       });
     };
 
@@ -320,7 +331,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
 
   // The grad of h0 is what reaches h_{-1}: the kept part plus the recurrent GEMM's, through the mask.
   Tensor dh_in = dhg.to(ao.dtype());
-  if (given(recurrent_mask)) dh_in = dh_in * *recurrent_mask;
+  if (given(o.recurrent_mask)) dh_in = dh_in * *o.recurrent_mask;
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   Tensor dc0 = dc.to(x.scalar_type());
   auto in_x_dtype = [&](const Tensor& g) { return g.defined() ? g.to(x.scalar_type()) : g; };

@@ -1,15 +1,45 @@
-// The Python module of the fused engine: the layer functions of layers.h and the buffer cache's controls.
+// The Python module of the fused engine: the options objects and layer functions of layers.h, and the buffer
+// cache's controls. Python constructs an options object, sets its fields by name and passes it to each call.
 // Not <torch/extension.h>: it pulls in all of libtorch's C++ API and makes the first-use build ~40% slower.
 #include <torch/csrc/utils/pybind.h>
 
 #include "buffers.h"
 #include "layers.h"
 
+namespace py = pybind11;
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &lstmkit::lstm_forward, "One LSTM layer-direction, forward (see lstmkit/engines/fused.py)");
+  using lstmkit::GruRnnOptions;
+  using lstmkit::LstmOptions;
+  py::class_<LstmOptions>(m, "LstmOptions", "The options of one LSTM layer call (see layers.h)")
+      .def(py::init<>())
+      .def_readwrite("lengths", &LstmOptions::lengths)
+      .def_readwrite("recurrent_mask", &LstmOptions::recurrent_mask)
+      .def_readwrite("z_h", &LstmOptions::z_h)
+      .def_readwrite("z_c", &LstmOptions::z_c)
+      .def_readwrite("zoneout_p", &LstmOptions::zoneout_p)
+      .def_readwrite("coupled", &LstmOptions::coupled)
+      .def_readwrite("eps", &LstmOptions::eps)
+      .def_readwrite("gemm", &LstmOptions::gemm)
+      .def_readwrite("save", &LstmOptions::save)
+      .def_readwrite("records", &LstmOptions::records)
+      .def_readwrite("has_bias", &LstmOptions::has_bias)
+      .def_readwrite("has_peephole", &LstmOptions::has_peephole);
+  py::class_<GruRnnOptions>(m, "GruRnnOptions", "The options of one GRU or Elman RNN layer call (see layers.h)")
+      .def(py::init<>())
+      .def_readwrite("cell", &GruRnnOptions::cell)
+      .def_readwrite("lengths", &GruRnnOptions::lengths)
+      .def_readwrite("recurrent_mask", &GruRnnOptions::recurrent_mask)
+      .def_readwrite("z_h", &GruRnnOptions::z_h)
+      .def_readwrite("zoneout_p", &GruRnnOptions::zoneout_p)
+      .def_readwrite("gemm", &GruRnnOptions::gemm)
+      .def_readwrite("save", &GruRnnOptions::save)
+      .def_readwrite("records", &GruRnnOptions::records)
+      .def_readwrite("has_bias", &GruRnnOptions::has_bias);
+  m.def("forward", &lstmkit::lstm_forward, "One LSTM layer-direction, forward (see lstmkit/engines/fused/lstm.py)");
   m.def("backward", &lstmkit::lstm_backward, "Its BPTT");
   m.def("gru_rnn_forward", &lstmkit::gru_rnn_forward,
-        "One GRU or Elman RNN layer-direction, forward (see lstmkit/engines/fused_gru_rnn.py)");
+        "One GRU or Elman RNN layer-direction, forward (see lstmkit/engines/fused/gru_rnn.py)");
   m.def("gru_rnn_backward", &lstmkit::gru_rnn_backward, "Its BPTT");
   m.def("release_buffers", [] { lstmkit::BufferCache::get().release(); }, "Free the cached working buffers");
   m.def("cached_bytes", [] { return lstmkit::BufferCache::get().cached_bytes(); }, "Bytes the cache holds");

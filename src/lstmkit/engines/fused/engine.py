@@ -128,10 +128,7 @@ def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks,
     ln = None
     if v.layer_norm:
         ln = tuple(cast(w[name]) for name in ("weight_ln_ih", "weight_ln_hh", "weight_ln_c", "bias_ln_c"))
-    zoneout = _zoneout(masks, config)
-    if isinstance(zoneout, tuple):
-        z_h, z_c = zoneout                                                      # drawn in cell.states order
-        zoneout = (z_c, z_h)
+    zoneout = _zoneout(masks, config)                                           # (z_h, z_c): cell.states order
     y, h_n, c_n, gates, c_seq = lstm_layer(
         x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
         lengths, cast(w["weight_peephole"]) if v.peephole else None, ln, v.coupled, masks.recurrent, zoneout,

@@ -85,19 +85,21 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
-    build.module()                                  # raises with the reason where the engine cannot be built
-    config = _Config(_KINDS[kind], lengths, recurrent_mask, z_h, zoneout_p, cpu.gemm_id(dt), b_ih is not None,
-                     acc, backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records))
+    engine = build.module()                         # raises with the reason where the engine cannot be built
+    opts = engine.GruRnnOptions()                   # the C++ side's options (csrc/layers.h), by name
+    opts.cell, opts.lengths, opts.recurrent_mask, opts.z_h = _KINDS[kind], lengths, recurrent_mask, z_h
+    opts.zoneout_p, opts.gemm, opts.has_bias = zoneout_p, cpu.gemm_id(dt), b_ih is not None
+    opts.save, opts.records = backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records)
+    config = _Config(opts, acc)
     y, h_n, gates = _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)[:3]
     return y, h_n, gates
 
 
 class _Config:
-    """The non-differentiable arguments of one call, as the C++ side takes them."""
+    """The non-differentiable arguments of one call: the C++ options and the accumulation dtype."""
 
-    def __init__(self, kind, lengths, mask, z_h, zoneout_p, gemm, has_bias, acc, save, records):
-        self.kind, self.lengths, self.mask, self.z_h, self.zoneout_p = kind, lengths, mask, z_h, zoneout_p
-        self.gemm, self.has_bias, self.acc, self.save, self.records = gemm, has_bias, acc, save, records
+    def __init__(self, opts, acc):
+        self.opts, self.acc = opts, acc
 
 
 def _biases(b_ih, b_hh, width: int, acc):
@@ -114,15 +116,14 @@ class _GruRnnLayer(torch.autograd.Function):
         bias = _biases(b_ih, b_hh, w_ih.shape[0], cfg.acc)
         x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see gru_layer's docstring
-            return tuple(build.module().gru_rnn_forward(cfg.kind, x, h0, w_ih, w_hh, *bias, cfg.lengths, cfg.mask,
-                                                       cfg.z_h, cfg.zoneout_p, cfg.gemm, cfg.save, cfg.records))
+            return tuple(build.module().gru_rnn_forward(x, h0, w_ih, w_hh, *bias, cfg.opts))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, h0, w_ih, w_hh, b_ih, b_hh, cfg = inputs
         _, _, gates, hin, hn, hseq = output                     # y, h_n are the differentiable outputs
         ctx.cfg = cfg
-        if cfg.save:
+        if cfg.opts.save:
             # hseq, not the output y: the caller may modify y in place (as torch.nn allows) before backward
             ctx.save_for_backward(x, h0, w_ih, w_hh, hin, gates, hn, hseq)
         ctx.mark_non_differentiable(*(t for t in (gates, hin, hn, hseq) if t is not None))
@@ -139,7 +140,6 @@ class _GruRnnLayer(torch.autograd.Function):
         x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
         with torch.autocast("cpu", enabled=False):
             dx, dh0, dw_ih, dw_hh, db_ih, db_hh = build.module().gru_rnn_backward(
-                cfg.kind, dy, dh_n, x, h0, w_ih, w_hh, cfg.lengths, cfg.mask, cfg.z_h, cfg.zoneout_p, cfg.gemm,
-                hin, gates, hn, hseq, cfg.has_bias, ctx.needs_input_grad[0])
-        cast = (lambda g: g.to(x.dtype) if cfg.has_bias else None)  # noqa: E731
+                dy, dh_n, x, h0, w_ih, w_hh, hin, gates, hn, hseq, ctx.needs_input_grad[0], cfg.opts)
+        cast = (lambda g: g.to(x.dtype) if cfg.opts.has_bias else None)  # noqa: E731
         return dx, dh0, dw_ih, dw_hh, cast(db_ih), cast(db_hh), None

@@ -13,7 +13,7 @@ on first use with :func:`torch.utils.cpp_extension.load` and cached. For step t,
     o = σ(a_o)
     m = γ_c ⊙ (c' - mean(c')) / sqrt(var(c') + eps) + β_c  with ln (over H),  else m = c'
     h' = o ⊙ tanh(m);                   with w_hr: h' = h' W_hr^T
-    zoneout (training, 0/1 masks z_c, z_h; 1 keeps the old value): c' = z_c ⊙ c + (1 - z_c) ⊙ c',  same for h'
+    zoneout (training, 0/1 masks z_h, z_c; 1 keeps the old value): c' = z_c ⊙ c + (1 - z_c) ⊙ c',  same for h'
     zoneout (eval, float p):                                      c' = p c + (1 - p) c',             same for h'
     y_t = h';  state = (h', c');  gates_t = (i, f, g, o);  c_seq_t = c'
 
@@ -57,7 +57,8 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         w_hr (P, H) or None; lengths None or int64 (B,) with values in [0, T]; peephole None or (3, H) rows
         p_i, p_f, p_o; ln None or (gamma_ih (4H,), gamma_hh (4H,), gamma_c (H,), beta_c (H,)); coupled: f = 1 - i
         (row block f of the weights is then unused); recurrent_mask None or (B, R), already scaled by 1/(1-p);
-        zoneout None, (z_c (T, B, H), z_h (T, B, R)) 0/1 keep-masks (training), or a float p in [0, 1) (eval).
+        zoneout None, (z_h (T, B, R), z_c (T, B, H)) 0/1 keep-masks in the state order (h, c) (training), or a
+        float p in [0, 1) (eval).
         records: return gates and c_seq; when False and no backward will follow, the call streams (the a_x GEMM
         and the gate buffers cover a chunk of steps at a time, so its memory besides y does not grow with T)
         and gates, c_seq come back empty, (0, B, 4H) and (0, B, H).
@@ -97,36 +98,38 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     acc = torch.float32 if dt == torch.bfloat16 else dt
     lengths = check_lengths(lengths, T, B)
     recurrent_mask = check_mask(recurrent_mask, B, R, acc)
-    z_c = z_h = None
+    z_h = z_c = None
     zoneout_p = 0.0
     if isinstance(zoneout, (tuple, list)):
         if len(zoneout) != 2:
-            raise InputTypeError("`zoneout` must be None, a float p (eval) or a tuple of masks (z_c, z_h)")
-        expect("zoneout z_c", zoneout[0], (T, B, H), None)
-        expect("zoneout z_h", zoneout[1], (T, B, R), None)
-        z_c, z_h = (z.to(acc).contiguous() for z in zoneout)
+            raise InputTypeError("`zoneout` must be None, a float p (eval) or a tuple of masks (z_h, z_c)")
+        expect("zoneout z_h", zoneout[0], (T, B, R), None)
+        expect("zoneout z_c", zoneout[1], (T, B, H), None)
+        z_h, z_c = (z.to(acc).contiguous() for z in zoneout)
     elif isinstance(zoneout, (int, float)) and is_probability(zoneout):
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
-    build.module()                                  # raises with the reason where the engine cannot be built
+    engine = build.module()                         # raises with the reason where the engine cannot be built
     gammas = tuple(ln) if ln is not None else (None,) * 4
     differentiable = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
     # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
     save = backward_follows(*differentiable)
-    config = _Config(lengths, bool(coupled), recurrent_mask, z_c, z_h, zoneout_p, cpu.gemm_id(dt),
-                     b_ih is not None, b_hh is not None, peephole is not None, acc, save, bool(records))
+    opts = engine.LstmOptions()                     # the C++ side's options (csrc/layers.h), by name
+    opts.lengths, opts.recurrent_mask, opts.z_h, opts.z_c = lengths, recurrent_mask, z_h, z_c
+    opts.zoneout_p, opts.coupled, opts.eps, opts.gemm = zoneout_p, bool(coupled), EPS, cpu.gemm_id(dt)
+    opts.save, opts.records = save, bool(records)
+    opts.has_bias, opts.has_peephole = b_ih is not None or b_hh is not None, peephole is not None
+    config = _Config(opts, acc, b_ih is not None, b_hh is not None)
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
 
 
 class _Config:
-    """The non-differentiable arguments of one call, as the C++ side takes them."""
+    """The non-differentiable arguments of one call: the C++ options, and what only Python needs (the
+    accumulation dtype; which of the two biases to give db to)."""
 
-    def __init__(self, lengths, coupled, mask, z_c, z_h, zoneout_p, gemm, has_b_ih, has_b_hh, has_peephole, acc,
-                 save, records):
-        self.lengths, self.coupled, self.mask, self.z_c, self.z_h = lengths, coupled, mask, z_c, z_h
-        self.zoneout_p, self.gemm, self.acc, self.save, self.records = zoneout_p, gemm, acc, save, records
-        self.has_b_ih, self.has_b_hh, self.has_peephole = has_b_ih, has_b_hh, has_peephole
+    def __init__(self, opts, acc, has_b_ih, has_b_hh):
+        self.opts, self.acc, self.has_b_ih, self.has_b_hh = opts, acc, has_b_ih, has_b_hh
 
 
 def _c(t: Tensor | None, dtype: torch.dtype | None = None) -> Tensor | None:
@@ -148,13 +151,11 @@ class _LSTMLayer(torch.autograd.Function):
         x, h0, w_ih, w_hh, w_hr = (_c(t) for t in (x, h0, w_ih, w_hh, w_hr))
         c0a = _c(c0, acc)
         with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see lstm_layer's docstring
-            out = build.module().forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, *gammas, cfg.coupled,
-                                  cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p, EPS, cfg.gemm, cfg.save,
-                                  cfg.records)
+            out = build.module().forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, *gammas, cfg.opts)
         y, h_n, c_n, gates, c_seq = out[:5]
         saved = out[5:] if len(out) > 5 else [None] * 6  # hin, hraw, cnew, tanhm, mean, rstd (see csrc)
         ctx.cfg = cfg
-        if cfg.save:
+        if cfg.opts.save:
             ctx.save_for_backward(x, c0a, w_ih, w_hh, w_hr, bias, peep, *gammas, gates, c_seq, *saved)
         ctx.mark_non_differentiable(gates, c_seq)
         ctx.set_materialize_grads(False)
@@ -170,10 +171,9 @@ class _LSTMLayer(torch.autograd.Function):
             return (torch.zeros_like(x), dh_n, dc_n) + (None,) * 11
         dy, dh_n, dc_n = (_c(d, x.dtype) for d in (dy, dh_n, dc_n))
         with torch.autocast("cpu", enabled=False):
-            grads = build.module().backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, cfg.lengths, g_ih,
-                                     g_hh, g_c, b_c, cfg.coupled, cfg.mask, cfg.z_c, cfg.z_h, cfg.zoneout_p,
-                                     cfg.gemm, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd,
-                                     cfg.has_b_ih or cfg.has_b_hh, cfg.has_peephole, ctx.needs_input_grad[0])
+            grads = build.module().backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, g_ih, g_hh, g_c,
+                                            b_c, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd,
+                                            ctx.needs_input_grad[0], cfg.opts)
         dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c = grads
         dt = x.dtype
 
