@@ -125,12 +125,12 @@ def test_torch_backend_under_bf16_names_the_cpu_limit_and_the_way_out(no_bf16_ls
 def test_the_bf16_strategy_never_needs_what_the_cpu_lacks():
     caps, choice = cpu.capabilities(), cpu.choice()
     if caps.onednn_bf16:                               # no bf16 primitive here: everything runs as float32
-        assert choice.bf16 == "fp32" and cpu.gemm_id(torch.bfloat16) == 0
-    assert choice.bf16 in ("bf16", "fp32") and choice.gemm in ("mkl", "onednn")
+        assert choice.bf16 == "fp32" and cpu.gemm_id(torch.bfloat16, 1 << 30) == 0
+    assert choice.bf16 in ("bf16", "fp32") and {choice.gemm, choice.gemm_small} <= {"mkl", "onednn"}
     assert choice.gemm_why and choice.bf16_why
 
 
 def test_bad_overrides_name_the_variable(monkeypatch):
     monkeypatch.setenv("LSTMKIT_GEMM", "blas")
     with pytest.raises(lstmkit.InputError, match="LSTMKIT_GEMM .*'blas'.*'mkl', 'onednn'"):
-        cpu._gemm_choice(cpu.capabilities())
+        cpu._gemm_choice(cpu.capabilities(), cpu.SMALL_SHAPE)

@@ -41,6 +41,7 @@ def report() -> list[tuple[str, str]]:
     try:
         choice = cpu.choice()
         rows += [("GEMM library", f"{choice.gemm}: {choice.gemm_why}"),
+                 (f"  small (< {cpu.SMALL_PRODUCT} MACs/step)", f"{choice.gemm_small}: {choice.gemm_small_why}"),
                  ("bf16 strategy", f"{choice.bf16}: {choice.bf16_why}")]
     except ValueError as e:                                  # a bad LSTMKIT_GEMM / LSTMKIT_BF16
         rows.append(("GEMM library", f"error: {e}"))

@@ -3,9 +3,12 @@
 Two choices change only speed (and results by rounding), never whether a call runs:
 
 - **GEMM library** for float32: MKL's packed GEMM or oneDNN's reordered one (``csrc/gemm.h``). Which is faster
-  depends on the CPU (MKL took a slow path on the AMD EPYCs of BENCHMARKS.md; on an Intel Xeon they were within
-  10%), so it is measured here, once, on a per-step product, and oneDNN is taken only when it wins by a clear
-  margin: a near tie keeps MKL. ``LSTMKIT_GEMM=mkl|onednn`` overrides it.
+  depends on the CPU and on the size of the per-step product (MKL took a slow path on the AMD EPYCs of
+  BENCHMARKS.md; on an Intel Xeon they were within 10%; and a oneDNN call costs ~13 us however small its
+  product, an MKL call ~3 us, which decides the lab's small models). So it is measured here, once, on a small
+  and a large per-step product, and each call takes the choice of its size class (:data:`SMALL_PRODUCT`);
+  oneDNN is taken only when it wins by a clear margin: a near tie keeps MKL. ``LSTMKIT_GEMM=mkl|onednn``
+  overrides both.
 - **bf16 strategy** under ``torch.autocast("cpu", dtype=torch.bfloat16)``: ``"bf16"`` stores the GEMM operands
   and results in bf16 and multiplies with oneDNN's bf16 kernels; ``"fp32"`` runs the whole call in float32
   and rounds its outputs to bf16. ``"bf16"`` needs a CPU with bf16 instructions whose oneDNN can create a bf16
@@ -41,8 +44,14 @@ __all__ = ["Capabilities", "Choice", "capabilities", "choice", "gemm_id", "torch
 
 # The instruction-set flags that decide a path: vector width, bf16 arithmetic, AMX tiles.
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_bf16", "amx_tile")
-# oneDNN must beat MKL by this factor to be chosen (a near tie keeps the choice stable between processes).
+# oneDNN must beat MKL by this factor to be chosen (a near tie keeps MKL).
 ONEDNN_MARGIN = 1.25
+# Per-step products (B x R x G*H multiply-adds) below this are "small": fixed call costs decide them, not FLOPs.
+# Measured on the AMD EPYC: oneDNN's call cost ~13-16 us whatever the size, MKL's ~3 us, so MKL won every
+# product under ~1M multiply-adds (0.2-0.5x oneDNN's time) and oneDNN from ~4M (16 x 256 x 1024: 0.44x MKL's).
+SMALL_PRODUCT = 1 << 20
+SMALL_SHAPE = (8, 64, 256)          # (M, K, N) the small class is measured on
+LARGE_SHAPE = (64, 512, 2048)       # and the large one
 BF16_MARGIN = 1.10
 
 
@@ -57,10 +66,12 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class Choice:
-    gemm: str                       # "mkl" or "onednn": the float32 GEMM library
+    gemm: str                       # "mkl" or "onednn": the float32 GEMM library for large per-step products
     gemm_why: str
     bf16: str                       # "bf16" or "fp32": how a bf16-autocast call runs
     bf16_why: str
+    gemm_small: str = "mkl"         # the library for per-step products under SMALL_PRODUCT
+    gemm_small_why: str = ""
 
 
 def _try(fn: Callable[[], object]) -> str:
@@ -122,9 +133,9 @@ def _median_seconds(fn: Callable[[], object], repeats: int = 7, calls: int = 8) 
     return min(times)
 
 
-def _measure_gemm() -> tuple[float, float]:
-    """Seconds per step-sized product (64 x 512) @ (512 x 2048)^T, float32: (MKL packed, oneDNN reordered)."""
-    M, K, N = 64, 512, 2048
+def _measure_gemm(shape: tuple[int, int, int]) -> tuple[float, float]:
+    """Seconds per step-sized product (M x K) @ (K x N), float32: (MKL packed, oneDNN reordered)."""
+    M, K, N = shape
     a, w = torch.randn(M, K), torch.randn(N, K)
     packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
     reordered = torch.ops.mkldnn._reorder_linear_weight(w, M)
@@ -158,7 +169,7 @@ def _override(name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
-def _gemm_choice(caps: Capabilities) -> tuple[str, str]:
+def _gemm_choice(caps: Capabilities, shape: tuple[int, int, int]) -> tuple[str, str]:
     forced = _override("LSTMKIT_GEMM", ("mkl", "onednn"))
     if forced:
         return forced, "set by LSTMKIT_GEMM"
@@ -166,9 +177,8 @@ def _gemm_choice(caps: Capabilities) -> tuple[str, str]:
         return "mkl", "oneDNN is not in this torch build"
     if not torch.backends.mkl.is_available():
         return "onednn", "MKL is not in this torch build"
-    mkl, onednn = _measure_gemm()
-    gflops = 2 * 64 * 512 * 2048 / 1e9
-    figures = f"per-step fp32 GEMM: MKL {gflops / mkl:.0f}, oneDNN {gflops / onednn:.0f} GFLOP/s"
+    mkl, onednn = _measure_gemm(shape)
+    figures = f"{'x'.join(map(str, shape))} fp32 GEMM: MKL {mkl * 1e6:.1f} us, oneDNN {onednn * 1e6:.1f} us"
     if mkl > ONEDNN_MARGIN * onednn:
         return "onednn", f"measured faster ({figures})"
     return "mkl", f"oneDNN not {ONEDNN_MARGIN}x faster ({figures})"
@@ -193,7 +203,7 @@ def _bf16_choice(caps: Capabilities, gemm: str) -> tuple[str, str]:
 
 
 def _saved_choice_path() -> str:
-    keys = [torch.__version__, str(torch.get_num_threads())]
+    keys = ["choice-v2", torch.__version__, str(torch.get_num_threads())]   # v2: with the small-product class
     keys += [f"{k}={os.environ.get(k, '')}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
                                                       "ATEN_CPU_CAPABILITY", "LSTMKIT_GEMM", "LSTMKIT_BF16")]
     digest = hashlib.sha1(" ".join(keys).encode()).hexdigest()[:10]
@@ -221,9 +231,10 @@ def choice() -> Choice:
     if saved is not None:
         return saved
     caps = capabilities()
-    gemm, gemm_why = _gemm_choice(caps)
+    gemm, gemm_why = _gemm_choice(caps, LARGE_SHAPE)
+    small, small_why = _gemm_choice(caps, SMALL_SHAPE)
     bf16, bf16_why = _bf16_choice(caps, gemm)
-    made = Choice(gemm, gemm_why, bf16, bf16_why)
+    made = Choice(gemm, gemm_why, bf16, bf16_why, small, small_why)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -235,8 +246,9 @@ def choice() -> Choice:
     return made
 
 
-def gemm_id(dtype: torch.dtype) -> int:
-    """The ``gemm`` argument of the C++ layer functions for tensors of ``dtype``: 0 = MKL, 1 = oneDNN.
+def gemm_id(dtype: torch.dtype, step_product: int) -> int:
+    """The ``gemm`` argument of the C++ layer functions for tensors of ``dtype`` whose per-step product has
+    ``step_product`` multiply-adds (B x R x G*H): 0 = MKL, 1 = oneDNN.
 
     bf16 tensors go to oneDNN only with the bf16 strategy; otherwise 0, for which ``csrc/gemm.h`` widens bf16
     operands to fp32 (exact) and runs fp32 GEMMs, so a bf16 call never needs a bf16 primitive.
@@ -244,7 +256,8 @@ def gemm_id(dtype: torch.dtype) -> int:
     c = choice()
     if dtype == torch.bfloat16:
         return 1 if c.bf16 == "bf16" else 0
-    return 1 if c.gemm == "onednn" else 0
+    library = c.gemm_small if step_product < SMALL_PRODUCT else c.gemm
+    return 1 if library == "onednn" else 0
 
 
 def bf16_runs_as_fp32() -> bool:

@@ -88,7 +88,7 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
     engine = build.module()                         # raises with the reason where the engine cannot be built
     opts = engine.GruRnnOptions()                   # the C++ side's options (csrc/layers.h), by name
     opts.cell, opts.lengths, opts.recurrent_mask, opts.z_h = _KINDS[kind], lengths, recurrent_mask, z_h
-    opts.zoneout_p, opts.gemm, opts.has_bias = zoneout_p, cpu.gemm_id(dt), b_ih is not None
+    opts.zoneout_p, opts.gemm, opts.has_bias = zoneout_p, cpu.gemm_id(dt, B * H * gates * H), b_ih is not None
     opts.save, opts.records = backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records)
     config = _Config(opts, acc)
     y, h_n, gates = _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)[:3]

@@ -117,7 +117,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     save = backward_follows(*differentiable)
     opts = engine.LstmOptions()                     # the C++ side's options (csrc/layers.h), by name
     opts.lengths, opts.recurrent_mask, opts.z_h, opts.z_c = lengths, recurrent_mask, z_h, z_c
-    opts.zoneout_p, opts.coupled, opts.eps, opts.gemm = zoneout_p, bool(coupled), EPS, cpu.gemm_id(dt)
+    opts.zoneout_p, opts.coupled, opts.eps, opts.gemm = zoneout_p, bool(coupled), EPS, cpu.gemm_id(dt, B * R * 4 * H)
     opts.save, opts.records = save, bool(records)
     opts.has_bias, opts.has_peephole = b_ih is not None or b_hh is not None, peephole is not None
     config = _Config(opts, acc, b_ih is not None, b_hh is not None)
