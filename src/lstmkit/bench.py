@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 import lstmkit
-from lstmkit.cli import _positive_int
+from lstmkit._rules import POSITIVE_INT, argument_type
 
 # name: (T, B, I, H)
 SHAPES = {
@@ -323,7 +323,8 @@ def machine() -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``lstmkit bench`` (shared by ``python -m lstmkit.bench`` and the ``lstmkit`` command)."""
     p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
-    p.add_argument("--repeats", type=_positive_int, default=None, help="timed rounds per row (default 5, quick 3)")
+    p.add_argument("--repeats", type=argument_type(POSITIVE_INT), default=None,
+                   help="timed rounds per row (default 5, quick 3)")
     p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")

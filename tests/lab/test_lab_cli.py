@@ -67,3 +67,22 @@ def test_import_lstmkit_does_not_import_the_lab_dependencies():
             "'lstmkit.lab') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_command_line_offers_exactly_the_lab_tasks_and_models():
+    from lstmkit.cli.types import MODEL_NAMES, TASK_NAMES
+    from lstmkit.lab.model import MODELS
+    from lstmkit.lab.tasks import TASKS
+
+    assert tuple(TASKS) == TASK_NAMES and MODELS == MODEL_NAMES
+
+
+@pytest.mark.parametrize(("option", "value", "field"), [("--steps", "0", "steps"), ("--seed", "-1", "seed"),
+                                                        ("--lr", "inf", "lr")])
+def test_an_option_and_the_config_field_it_sets_expect_the_same_thing(option, value, field, capsys):
+    from lstmkit.lab.trainer import TrainConfig
+
+    assert main(["train", "--task", "adding", "--model", "lstm", option, value, *OUT]) == 2
+    cli_expected = capsys.readouterr().err.split("expected ")[1].split(", got")[0]
+    with pytest.raises(ValueError, match=f"`{field}` must be {cli_expected}, got"):
+        TrainConfig(**{field: int(value) if field != "lr" else float(value)})

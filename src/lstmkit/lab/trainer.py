@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._rules import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, check
 from .checkpoint import CheckpointError, atomic_write_bytes, decode, encode, save_weights
 from .model import ModelSpec, SequenceModel, count_parameters
 from .tasks import Task, make_task
@@ -64,15 +65,10 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "batch", "eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative int, got {self.seed!r}")
+            check(name, getattr(self, name), POSITIVE_INT)
+        check("seed", self.seed, NON_NEGATIVE_INT)
         for name in ("lr", "clip"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"`{name}` must be a positive finite number, got {value!r}")
+            check(name, getattr(self, name), POSITIVE_NUMBER)
 
     def to_dict(self) -> dict:
         return asdict(self)
