@@ -69,7 +69,7 @@ def _add_training_options(p: argparse.ArgumentParser, *, steps: int) -> None:
 
 
 def _train_config(args, model: str, seed: int, seq_len=None):
-    from ..lab.trainer import TrainConfig
+    from ..lab.config import TrainConfig
 
     return TrainConfig(task=args.task, seq_len=args.seq_len if seq_len is None else seq_len,
                        model=_model_spec(args, model), seed=seed, steps=args.steps, batch=args.batch, lr=args.lr,

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from .config import TrainConfig
 from .gradflow import gate_statistics, gradient_norms
 from .model import GATE_LAYERS, ModelSpec
 from .parallel import train_many
-from .trainer import TrainConfig, build_model, load_run
+from .runs import build_model, load_run
 
 TASK = "temporal-order"
 VARIANTS = {

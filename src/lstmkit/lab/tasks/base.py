@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 # The held-out test set of a synthetic task is drawn from this seed, which no training stream uses (training
-# streams are seeded from (run seed, step) through numpy's SeedSequence, see lstmkit.lab.trainer).
+# streams are seeded from (run seed, step) through numpy's SeedSequence, see lstmkit.lab.seeds).
 TEST_SEED = 2**62 + 1
 
 
