@@ -9,6 +9,8 @@ same run (``proj`` rows to torch.nn with the same ``proj_size``, GRU and RNN row
 The fp32 GEMM rate is measured in the same run, so each row also shows its GFLOP/s as a fraction of it.
 "infer" is a forward under ``torch.no_grad()`` in eval mode; "train" is forward + backward of ``output.sum()`` in
 training mode. bf16 rows run under ``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
+A row this machine cannot run (oneDNN has no bf16 LSTM on a CPU without AVX-512 bf16 instructions, say) says
+"n/a" and why, in the table and in the JSON (``"na"``), and so does a ratio to it; the other rows run as usual.
 
 What is measured is in ``rows.py`` (shapes, rows, baselines, flops) and ``naive.py``; ``timing.py`` times a
 shape's rows, ``memory.py`` measures peak memory, ``report.py`` prints and writes them, ``command.py`` holds the

@@ -11,18 +11,26 @@ import torch
 
 import lstmkit
 
-from .rows import Row
+from .rows import Row, baseline
 
 
 def format_table(rows: list[Row]) -> str:
+    """One line per row. A row this machine cannot run shows n/a and why; a ratio to such a row is n/a too."""
     head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':21} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
             f"{'%peak':>6}")
     lines = [head, "-" * len(head)]
+    na = {(r.shape, r.dtype, r.mode, r.row) for r in rows if r.na is not None}
     for r in rows:
-        ratio = f"{r.ratio:7.2f}" if r.ratio is not None else "      -"
+        start = f"{r.shape:22} {r.dtype:8} {r.mode:5} {r.row:21} {r.engine:9}"
+        if r.na is not None:
+            lines.append(f"{start} {'n/a':>9} {'n/a':>7} {'n/a':>7} {'-':>6}  ({r.na})")
+            continue
+        if r.ratio is not None:
+            ratio = f"{r.ratio:7.2f}"
+        else:
+            ratio = "    n/a" if (r.shape, r.dtype, r.mode, baseline(r.row)) in na else "      -"
         peak = f"{100 * r.of_peak:5.0f}%" if r.of_peak is not None else "     -"
-        lines.append(f"{r.shape:22} {r.dtype:8} {r.mode:5} {r.row:21} {r.engine:9} {r.ms:9.2f} {ratio} "
-                     f"{r.gflops:7.1f} {peak}")
+        lines.append(f"{start} {r.ms:9.2f} {ratio} {r.gflops:7.1f} {peak}")
     return "\n".join(lines)
 
 

@@ -73,8 +73,9 @@ def rnn_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False, g
 
 @dataclass
 class Row:
-    """One measured row: median ``ms`` over the rounds, ``ratio`` to its baseline's ms, GFLOP/s and its fraction of
-    the fp32 GEMM peak (fp32 rows only)."""
+    """One row of one shape, mode and dtype: median ``ms`` over the rounds, ``ratio`` to its baseline's ms, GFLOP/s
+    and its fraction of the fp32 GEMM peak (fp32 rows only). A row this machine cannot run has ``na``, the reason,
+    and no figures; a row whose baseline cannot run has no ratio."""
 
     shape: str
     T: int
@@ -85,7 +86,8 @@ class Row:
     mode: str
     row: str
     engine: str
-    ms: float
+    ms: float | None
     ratio: float | None = None
     gflops: float | None = None
     of_peak: float | None = None
+    na: str | None = None

@@ -63,6 +63,20 @@ def _call(row: str, module, x, train: bool):
     return run
 
 
+# oneDNN's words when it has no implementation of a primitive for this CPU's instruction set: a bf16 LSTM or
+# inner product on a CPU without AVX-512 bf16 instructions, say (ONEDNN_MAX_CPU_ISA=AVX2 reproduces one). Such a
+# row cannot run on this machine, which is a fact to report, not a bug to hide: every other error still raises.
+_NO_IMPLEMENTATION_HERE = "could not create a primitive descriptor"
+
+
+def cannot_run_here(err: RuntimeError) -> str | None:
+    """Why this machine cannot run a row whose call raised ``err``; None if ``err`` means anything else."""
+    message = str(err)
+    if _NO_IMPLEMENTATION_HERE not in message:
+        return None
+    return "oneDNN on this CPU: " + message.split(". ")[0].strip()
+
+
 def _engine(module, x, train: bool, trace: bool) -> str:
     """The engine this row's call runs on: inference rows run under no_grad, which matters for traces."""
     if not isinstance(module, lstmkit.Recurrent):
@@ -85,23 +99,33 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
             x = torch.randn(T, B, I).to(dtype)
             modules = {r: _make(r, I, H).train(train) for r in active}
             runs = {r: _call(r, modules[r], x, train) for r in active}
-            for fn in runs.values():                     # warm up (and build the fused engine once)
-                fn()
-            times = {r: [] for r in active}
+            na = {}
+            for r, fn in runs.items():                   # warm up (and build the fused engine once)
+                try:
+                    fn()
+                except RuntimeError as err:
+                    na[r] = cannot_run_here(err)
+                    if na[r] is None:
+                        raise
+            timed = [r for r in active if r not in na]
+            times = {r: [] for r in timed}
             for _ in range(repeats):
-                for r in active:
+                for r in timed:
                     start = time.perf_counter()
                     runs[r]()
                     times[r].append(time.perf_counter() - start)
             med = {r: statistics.median(t) * 1e3 for r, t in times.items()}
+            dt = str(dtype).replace("torch.", "")
             for r in active:
+                engine = _engine(modules[r], x, train, trace="trace" in r)
+                if r in na:
+                    out.append(Row(name, T, B, I, H, dt, mode, r, engine, None, na=na[r]))
+                    continue
                 base = baseline(r)
                 P = H // 2 if ROWS[r][1].get("proj_size") else 0
                 flops = rnn_flops(T, B, I, H, P, train, GATES[family(r)])
                 gflops = flops / (med[r] / 1e3) / 1e9
-                m = modules[r]
-                engine = _engine(m, x, train, trace="trace" in r)
-                out.append(Row(name, T, B, I, H, str(dtype).replace("torch.", ""), mode, r, engine, med[r],
+                out.append(Row(name, T, B, I, H, dt, mode, r, engine, med[r],
                                med[r] / med[base] if base in med else None, gflops,
                                gflops / peak if (peak and dtype == torch.float32) else None))
     return out
