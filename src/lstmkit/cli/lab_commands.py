@@ -1,7 +1,8 @@
 """The memory lab's subcommands: ``train``, ``gradflow``, ``sweep`` and ``demo``.
 
 Each subcommand is one function that adds its parser and returns the function that runs it. The lab's modules
-(and matplotlib, tqdm, safetensors, scikit-learn) are imported only when a subcommand runs.
+(and matplotlib, tqdm, safetensors, scikit-learn) are imported only when a subcommand runs, after a check that the
+``lab`` extra is installed (:mod:`lstmkit.cli.extras`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from .extras import require_lab_extra
 from .types import (
     MODEL_NAMES,
     TASK_NAMES,
@@ -96,6 +98,7 @@ def train_parser(sub) -> Callable:
 
 
 def _run_train(args) -> int:
+    require_lab_extra(args.command)  # before anything of the lab is imported
     import json
     import os
 
@@ -121,6 +124,7 @@ def gradflow_parser(sub) -> Callable:
 
 
 def _run_gradflow(args) -> int:
+    require_lab_extra(args.command)  # before anything of the lab is imported
     from pathlib import Path
 
     from ..lab.gradflow import gradflow_run
@@ -158,6 +162,7 @@ def sweep_parser(sub) -> Callable:
 
 
 def _run_sweep(args) -> int:
+    require_lab_extra(args.command)  # before anything of the lab is imported
     from ..lab.sweep import sweep
 
     if args.seq_len is not None:
@@ -188,6 +193,7 @@ def demo_parser(sub) -> Callable:
 
 
 def _run_demo(args) -> int:
+    require_lab_extra(args.command)  # before anything of the lab is imported
     from ..lab.demo import run_demo
 
     run_demo(args.out, seq_len=args.seq_len, seeds=args.seeds, steps=args.steps, workers=args.workers)
