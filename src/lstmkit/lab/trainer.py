@@ -2,8 +2,8 @@
 under ``torchrun`` (:mod:`.distributed`).
 
 :func:`train` is the loop; the run folder it writes is described in :mod:`.runs`. The names other modules define
-are re-exported here because ``lstmkit.lab.trainer`` is where the docs and existing code import the trainer's
-API from (``TrainConfig``, ``build_model``, ``load_run``, ...).
+are re-exported here because ``lstmkit.lab.trainer`` is where existing code (users' scripts, the tests) imports
+the trainer's API from (``TrainConfig``, ``build_model``, ``load_run``, ...).
 """
 
 from __future__ import annotations
