@@ -47,18 +47,21 @@ def _make(row: str, I: int, H: int):
     return getattr(lstmkit, module)(I, H, **kw)
 
 
+def _autocast(x):
+    """bf16 rows run under a bf16 autocast on float32 input, as a user's bf16 call does; others as they are."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if x.dtype == torch.bfloat16 else contextlib.nullcontext()
+
+
 def _call(row: str, module, x, train: bool):
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if x.dtype == torch.bfloat16 else \
-        contextlib.nullcontext()
     inp = x.float() if x.dtype == torch.bfloat16 else x
     if train:
         def run():
-            with autocast:
+            with _autocast(x):
                 out = module(inp)[0]
             out.float().sum().backward()
     else:
         def run():
-            with torch.no_grad(), autocast:
+            with torch.no_grad(), _autocast(x):
                 return module.trace(inp) if "trace" in row else module(inp)
     return run
 
@@ -78,10 +81,11 @@ def cannot_run_here(err: RuntimeError) -> str | None:
 
 
 def _engine(module, x, train: bool, trace: bool) -> str:
-    """The engine this row's call runs on: inference rows run under no_grad, which matters for traces."""
+    """The engine this row's call runs on, asked as the call is made: inference rows under no_grad (which matters
+    for traces), bf16 rows under their autocast (which matters where torch's kernel cannot run bf16)."""
     if not isinstance(module, lstmkit.Recurrent):
         return "-"
-    with contextlib.nullcontext() if train else torch.no_grad():
+    with contextlib.nullcontext() if train else torch.no_grad(), _autocast(x):
         return module.engine_for(x[:1].float(), trace=trace)
 
 
