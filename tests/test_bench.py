@@ -3,7 +3,13 @@
 Only the machinery is tested here; the figures themselves are measured by running the command (BENCHMARKS.md).
 """
 
+import importlib.util
 import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -59,3 +65,95 @@ def test_bad_bench_options_are_one_line_and_exit_2(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: lstmkit bench") and "\n" not in err
+
+
+# What torch raises for a bf16 LSTM on a CPU without AVX-512 bf16 (ONEDNN_MAX_CPU_ISA=AVX2 reproduces it).
+NO_BF16_LSTM = ("could not create a primitive descriptor for the LSTM forward propagation primitive. Run workload "
+                "with environment variable ONEDNN_VERBOSE=all to get additional diagnostic information.")
+
+
+@pytest.fixture
+def torch_nn_raises(monkeypatch):
+    """bench_shape with the "torch.nn" row's call raising what the test sets in `error[0]`."""
+    call, error = bench.timing._call, [RuntimeError(NO_BF16_LSTM)]
+
+    def fake_call(row, module, x, train):
+        if row != "torch.nn":
+            return call(row, module, x, train)
+
+        def run():
+            raise error[0]
+        return run
+
+    monkeypatch.setattr(bench.timing, "_call", fake_call)
+    return error
+
+
+def test_a_row_this_cpu_cannot_run_is_na_with_its_reason_and_so_are_ratios_to_it(tiny_shape, torch_nn_raises):
+    rows = bench.bench_shape(tiny_shape, ["torch.nn", "peephole", "torch.nn GRU", "GRU"], [torch.float32],
+                             repeats=1, peak=100.0, modes=["infer"])
+    by = {r.row: r for r in rows}
+    assert by["torch.nn"].ms is None and by["torch.nn"].gflops is None
+    assert "could not create a primitive descriptor for the LSTM forward" in by["torch.nn"].na
+    assert by["peephole"].ms > 0 and by["peephole"].ratio is None and by["peephole"].na is None
+    assert by["GRU"].ratio == pytest.approx(by["GRU"].ms / by["torch.nn GRU"].ms)   # other baselines unaffected
+    lines = {line[38:59].strip(): line for line in bench.format_table(rows).splitlines()[2:]}  # by the row column
+    assert "n/a" in lines["torch.nn"] and "LSTM forward propagation primitive" in lines["torch.nn"]
+    ratio = {name: line.split()[-3] for name, line in lines.items()}      # ... ms ratio GF/s %peak
+    assert ratio["peephole"] == "n/a" and ratio["GRU"] != "n/a"
+
+
+def test_any_other_error_in_a_row_still_stops_the_bench(tiny_shape, torch_nn_raises):
+    torch_nn_raises[0] = RuntimeError("shape '[3, 8]' is invalid for input of size 7")
+    with pytest.raises(RuntimeError, match="is invalid for input"):
+        bench.bench_shape(tiny_shape, ["torch.nn", "lstmkit"], [torch.float32], repeats=1, peak=1.0, modes=["infer"])
+
+
+def test_the_json_carries_na_and_its_reason(tiny_shape, torch_nn_raises, tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--quick", "--shapes", tiny_shape, "--repeats", "1", "--no-memory", "--json", str(path)]
+    assert cli.main(argv) == 0                                                      # --quick: fp32 only
+    rows = json.loads(path.read_text())["rows"]
+    na = [r for r in rows if r["na"] is not None]
+    assert {r["row"] for r in na} == {"torch.nn"} and len(na) == 2                  # infer and train
+    assert all(r["ms"] is None and r["ratio"] is None and "primitive descriptor" in r["na"] for r in na)
+    assert all(r["ratio"] is None for r in rows if r["row"] in ("lstmkit", "peephole"))
+    assert "n/a" in capsys.readouterr().out
+
+
+def _targets():
+    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "benchmarks" / "targets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_targets_count_na_rows_as_not_measured_never_as_met():
+    def row(name, dtype, ratio, ms=1.0):
+        return {"shape": "s", "dtype": dtype, "mode": "infer", "row": name, "ms": ms, "ratio": ratio}
+
+    data = {"rows": [row("lstmkit", "float32", 1.0), row("lstmkit", "bfloat16", None),
+                     row("peephole", "bfloat16", None, ms=None), row("naive", "float32", 5.0, ms=5.0),
+                     row("peephole", "float32", 2.0)]}
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in _targets().table(data).splitlines()}
+    assert "| 1/1, 1 not measured (n/a) |" in lines["plain lstmkit / torch.nn"]
+    assert "not measured (1 row n/a)" in lines["peephole, bf16 / torch.nn bf16"]
+    assert "| 0/1 **missed** |" in lines["peephole, fp32 / torch.nn"]
+    assert "| 1/1, 1 not measured (n/a) |" in lines["naive cell / peephole (speed-up)"]
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="ONEDNN_MAX_CPU_ISA=AVX2 is x86's")
+def test_bench_runs_to_the_end_on_a_cpu_without_bf16(tmp_path):
+    """The real failure: oneDNN limited to AVX2 (no AVX-512, no bf16 instructions) cannot build a bf16 LSTM."""
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--shapes", "tiny", "--repeats", "1", "--no-memory", "--json", str(path)]
+    code = ("import sys; from lstmkit import bench, cli; bench.SHAPES['tiny'] = (6, 3, 5, 8); "
+            f"sys.exit(cli.main({argv!r}))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(path.read_text())["rows"]
+    torch_bf16 = [r for r in rows if r["row"] == "torch.nn" and r["dtype"] == "bfloat16"]
+    assert len(torch_bf16) == 2 and all("primitive descriptor" in r["na"] for r in torch_bf16)
+    assert all(r["na"] is None and r["ms"] > 0 for r in rows if r["dtype"] == "float32")
+    assert all((r["na"] is None) == (r["ms"] is not None) for r in rows)

@@ -1,4 +1,6 @@
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -67,3 +69,48 @@ def test_import_lstmkit_does_not_import_the_lab_dependencies():
             "'lstmkit.lab') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_command_line_offers_exactly_the_lab_tasks_and_models():
+    from lstmkit.cli.types import MODEL_NAMES, TASK_NAMES
+    from lstmkit.lab.model import MODELS
+    from lstmkit.lab.tasks import TASKS
+
+    assert tuple(TASKS) == TASK_NAMES and MODELS == MODEL_NAMES
+
+
+@pytest.mark.parametrize(("option", "value", "field"), [("--steps", "0", "steps"), ("--seed", "-1", "seed"),
+                                                        ("--lr", "inf", "lr")])
+def test_an_option_and_the_config_field_it_sets_expect_the_same_thing(option, value, field, capsys):
+    from lstmkit.lab.trainer import TrainConfig
+
+    assert main(["train", "--task", "adding", "--model", "lstm", option, value, *OUT]) == 2
+    cli_expected = capsys.readouterr().err.split("expected ")[1].split(", got")[0]
+    with pytest.raises(ValueError, match=f"`{field}` must be {cli_expected}, got"):
+        TrainConfig(**{field: int(value) if field != "lr" else float(value)})
+
+
+@pytest.mark.parametrize("args", [["train", "--task", "adding", "--model", "lstm"], ["gradflow", "--run", "."],
+                                  ["sweep"], ["demo"]], ids=lambda args: args[0])
+def test_a_lab_command_without_the_lab_extra_names_the_package_and_exits_2(args, monkeypatch, capsys, tmp_path):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **kw: None if name == "sklearn" else find_spec(name, *a, **kw))
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scikit-learn is not installed" in err and 'pip install "lstmkit[lab]"' in err
+    assert not out.exists()  # the check comes before any work
+
+
+def test_demo_without_matplotlib_is_one_line_exit_2_not_a_worker_traceback(tmp_path, lab_env):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None  # as if not installed\n")
+    env = {**lab_env, "PYTHONPATH": os.pathsep.join([str(hide), lab_env["PYTHONPATH"]])}
+    result = subprocess.run([sys.executable, "-m", "lstmkit", "demo", "--out", str(tmp_path / "demo"), "--seeds", "1",
+                             "--steps", "2", "--seq-len", "10"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "matplotlib is not installed" in result.stderr and 'pip install "lstmkit[lab]"' in result.stderr
+    assert not (tmp_path / "demo").exists()

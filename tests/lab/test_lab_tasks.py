@@ -39,6 +39,18 @@ def test_every_task_scores_a_model_output_and_states_its_criterion(name):
     assert task.criterion and math.isfinite(task.baseline)
 
 
+@pytest.mark.parametrize("name", list(TASKS))
+def test_solved_is_the_declared_bar_on_the_declared_figure(name):
+    task = make_task(name, SMALL[name])
+    test = task.test_set()
+    evals = task.evaluate(torch.zeros(len(test), task.seq_len, task.output_size), test)
+    figure, op, bar = task.solved_when
+    assert figure in evals and op in (">=", "<")
+    above, below = {**evals, figure: bar * 1.01 + 1e-6}, {**evals, figure: bar * 0.99 - 1e-6}
+    assert task.solved(above) == (op == ">=") and task.solved(below) == (op == "<")
+    assert task.solved({**evals, figure: bar}) == (op == ">=")
+
+
 def test_unknown_task_and_too_short_lengths_are_named():
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         make_task("nope")

@@ -85,7 +85,7 @@ def measure(model: SequenceModel, task: Task, batch: Batch) -> dict:
 
 def gradflow_run(run_dir: str | Path, out_dir: str | Path, batch: int = 256) -> dict:
     """Measure a finished run at initialisation (rebuilt from its seed) and trained; write gradflow.json/png."""
-    from .trainer import build_model, load_run
+    from .runs import build_model, load_run
 
     config, task, trained = load_run(run_dir)
     initial = build_model(config, task)

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 import lstmkit
 
+from .._rules import check, one_of
+
 MODELS = ("rnn", "gru", "lstm")
 INITS = ("forget-bias", "chrono", "torch")
 # What each model's default cell is made of, for the textbook table: gate layers are the sigmoid/tanh layers
@@ -39,10 +41,8 @@ class ModelSpec:
     zoneout: float = 0.0
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"`model` must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.init not in INITS:
-            raise ValueError(f"`init` must be one of {', '.join(INITS)}, got {self.init!r}")
+        check("model", self.model, one_of(MODELS))
+        check("init", self.init, one_of(INITS))
         if self.model != "lstm":
             lstm_only = [f.name for f in fields(self) if f.name in ("peephole", "layer_norm", "coupled")
                          and getattr(self, f.name)]

@@ -20,7 +20,8 @@ def _single_thread() -> None:
 
 
 def _train_job(config: dict, out_dir: str) -> dict:
-    from .trainer import TrainConfig, train
+    from .config import TrainConfig
+    from .trainer import train
 
     summary = train(TrainConfig.from_dict(config), out_dir)
     history = [json.loads(line) for line in (Path(out_dir) / "metrics.jsonl").read_text().splitlines()]

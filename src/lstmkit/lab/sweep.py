@@ -7,9 +7,9 @@ import json
 import statistics
 from pathlib import Path
 
+from .config import TrainConfig
 from .parallel import train_many
 from .tasks import make_task
-from .trainer import TrainConfig
 
 
 def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len
+from .base import Batch, Task
 
 
 class Adding(Task):
@@ -35,24 +35,10 @@ class Adding(Task):
     metric_name = "mse"
     higher_is_better = False
     default_seq_len = 100
-
-    def __init__(self, seq_len: int = 100):
-        self._T = check_seq_len(self.name, seq_len, 2)
-
-    @property
-    def seq_len(self) -> int:
-        return self._T
-
-    @property
-    def baseline(self) -> float:
-        return 1 / 6
-
-    @property
-    def criterion(self) -> str:
-        return "held-out MSE < 0.01"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] < 0.01
+    min_seq_len = 2
+    baseline = 1 / 6
+    criterion = "held-out MSE < 0.01"
+    solved_when = ("metric", "<", 0.01)
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         T, half = self._T, self._T // 2
@@ -81,24 +67,10 @@ class Adding1997(Task):
     metric_name = "fraction correct (|error| < 0.04)"
     higher_is_better = True
     default_seq_len = 100
-
-    def __init__(self, seq_len: int = 100):
-        self._T = check_seq_len(self.name, seq_len, 24)
-
-    @property
-    def seq_len(self) -> int:
-        return self._T
-
-    @property
-    def baseline(self) -> float:
-        return 0.9 * (1 - 1.84**2 / 4) + 0.1 * 0.16
-
-    @property
-    def criterion(self) -> str:
-        return "at least 99% of held-out sequences with |error| < 0.04"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] >= 0.99
+    min_seq_len = 24
+    baseline = 0.9 * (1 - 1.84**2 / 4) + 0.1 * 0.16
+    criterion = "at least 99% of held-out sequences with |error| < 0.04"
+    solved_when = ("metric", ">=", 0.99)
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         T = self._T

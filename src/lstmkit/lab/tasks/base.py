@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 # The held-out test set of a synthetic task is drawn from this seed, which no training stream uses (training
-# streams are seeded from (run seed, step) through numpy's SeedSequence, see lstmkit.lab.trainer).
+# streams are seeded from (run seed, step) through numpy's SeedSequence, see lstmkit.lab.seeds).
 TEST_SEED = 2**62 + 1
 
 
@@ -35,8 +35,16 @@ class Batch:
 
 
 class Task:
-    """Base class. A subclass sets the class attributes and implements ``sample`` (or ``train_batch`` and
-    ``test_set`` when it draws from a fixed data set), ``loss`` and ``evaluate``."""
+    """Base class. A subclass declares what it is in class attributes and implements ``sample`` (or
+    ``train_batch`` and ``test_set`` when it draws from a fixed data set), ``loss`` and ``evaluate``.
+
+    The declarations: ``baseline``, the metric a memoryless predictor reaches (each task documents which
+    predictor); ``criterion``, the "solved" criterion in words, for logs and READMEs; ``solved_when = (figure, op,
+    bar)``, the same criterion as a test on one of :meth:`evaluate`'s figures (``op`` is ">=" or "<");
+    ``min_seq_len``, the shortest length the task can build; ``extra_steps``, steps a sequence has beyond its
+    length parameter (copy's read-back, recall's query). A task whose baseline or bar depends on its data sets
+    them on the instance instead.
+    """
 
     name: str = ""
     input_size: int = 0
@@ -45,24 +53,26 @@ class Task:
     higher_is_better: bool = True
     default_seq_len: int | None = None
     test_size: int = 1024
+    min_seq_len: int = 1
+    extra_steps: int = 0
+    baseline: float
+    criterion: str
+    solved_when: tuple[str, str, float] = ("metric", ">=", 0.99)
+
+    def __init__(self, seq_len: int | None = None):
+        """``seq_len`` is the task's length parameter (the lag, the delay, T); None means ``default_seq_len``."""
+        self._T = check_seq_len(self.name, self.default_seq_len if seq_len is None else seq_len, self.min_seq_len)
 
     @property
     def seq_len(self) -> int:
         """Steps per sequence the model reads (the longest, for variable-length tasks)."""
-        raise NotImplementedError
-
-    @property
-    def baseline(self) -> float:
-        """The metric a memoryless predictor reaches (each task documents which predictor)."""
-        raise NotImplementedError
-
-    @property
-    def criterion(self) -> str:
-        """The "solved" criterion in words, for logs and READMEs."""
-        raise NotImplementedError
+        return self._T + self.extra_steps
 
     def solved(self, evals: dict) -> bool:
-        raise NotImplementedError
+        """Whether :meth:`evaluate`'s figures meet ``solved_when``."""
+        figure, op, bar = self.solved_when
+        assert op in (">=", "<"), f"{type(self).__name__}.solved_when has op {op!r}"
+        return evals[figure] >= bar if op == ">=" else evals[figure] < bar
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         raise NotImplementedError
@@ -82,6 +92,8 @@ class Task:
 
     def config(self) -> dict:
         """The task's parameters, as written to a run's config.json."""
+        if self.extra_steps:
+            return {"seq_len": self._T, "steps_per_sequence": self.seq_len}
         return {"seq_len": self.seq_len}
 
     def better(self, a: float, b: float) -> bool:

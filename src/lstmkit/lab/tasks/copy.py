@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len
+from .base import Batch, Task
 
 _N_DATA = 10
 _DELIMITER = 9
@@ -33,27 +33,13 @@ class Copy(Task):
     metric_name = "cross-entropy (nats/step)"
     higher_is_better = False
     default_seq_len = 100
-
-    def __init__(self, seq_len: int = 100):
-        self._T = check_seq_len(self.name, seq_len, 1)
-
-    @property
-    def seq_len(self) -> int:
-        return self._T + 2 * _N_DATA
-
-    def config(self) -> dict:
-        return {"seq_len": self._T, "steps_per_sequence": self.seq_len}
+    extra_steps = 2 * _N_DATA  # the data symbols before the delay, their copy after it
+    criterion = "at least 99% of the copied held-out symbols right"
+    solved_when = ("copy_accuracy", ">=", 0.99)
 
     @property
     def baseline(self) -> float:
-        return _N_DATA * math.log(8) / (self._T + 2 * _N_DATA)
-
-    @property
-    def criterion(self) -> str:
-        return "at least 99% of the copied held-out symbols right"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["copy_accuracy"] >= 0.99
+        return _N_DATA * math.log(8) / self.seq_len
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         T = self._T

@@ -41,11 +41,15 @@ class Digits(Task):
     metric_name = "accuracy"
     higher_is_better = True
     default_seq_len = 64
+    min_seq_len = 64
+    criterion = "held-out accuracy >= 0.90"
+    solved_when = ("metric", ">=", 0.90)
     permuted = False
 
-    def __init__(self, seq_len: int = 64):
-        if seq_len != 64:
+    def __init__(self, seq_len: int | None = None):
+        if seq_len is not None and seq_len != 64:
             raise ValueError(f"`seq_len` of task {self.name!r} is fixed by the 8x8 images at 64, got {seq_len}")
+        super().__init__(seq_len)
         images, labels = _load_digits()
         if self.permuted:
             images = images[:, np.random.default_rng(_PERMUTATION_SEED).permutation(64)]
@@ -54,23 +58,8 @@ class Digits(Task):
         self._train = (torch.from_numpy(images[train]), torch.from_numpy(labels[train]))
         self._test = (torch.from_numpy(images[test]), torch.from_numpy(labels[test]))
         majority = np.bincount(labels[train]).argmax()
-        self._baseline = float((labels[test] == majority).mean())
+        self.baseline = float((labels[test] == majority).mean())
         self.test_size = _TEST_IMAGES
-
-    @property
-    def seq_len(self) -> int:
-        return 64
-
-    @property
-    def baseline(self) -> float:
-        return self._baseline
-
-    @property
-    def criterion(self) -> str:
-        return "held-out accuracy >= 0.90"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] >= 0.90
 
     def train_batch(self, n: int, generator: torch.Generator) -> Batch:
         images, labels = self._train

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len
+from .base import Batch, Task
 
 SYMBOLS = "BTPSXVE"
 _ID = {s: k for k, s in enumerate(SYMBOLS)}
@@ -65,28 +65,14 @@ class Reber(Task):
     output_size = len(SYMBOLS)
     metric_name = "fraction of strings correct"
     higher_is_better = True
-    default_seq_len = 40
-
-    def __init__(self, seq_len: int = 40):
-        self._max = check_seq_len(self.name, seq_len, 9)  # the shortest embedded string has 9 symbols
-
-    @property
-    def seq_len(self) -> int:
-        return self._max
-
-    @property
-    def baseline(self) -> float:
-        return 0.0
-
-    @property
-    def criterion(self) -> str:
-        return "at least 99% of held-out strings predicted correctly at every step"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] >= 0.99
+    default_seq_len = 40  # the longest string allowed
+    min_seq_len = 9  # the shortest embedded string has 9 symbols
+    baseline = 0.0
+    criterion = "at least 99% of held-out strings predicted correctly at every step"
+    solved_when = ("metric", ">=", 0.99)
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
-        T = self._max
+        T = self._T
         symbols = torch.zeros(n, T, dtype=torch.long)
         target = torch.zeros(n, T, len(SYMBOLS))  # (B, T, 7) legal-next-symbol sets
         mask = torch.zeros(n, T, dtype=torch.bool)  # (B, T) steps that have a next symbol

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len, last_step_accuracy
+from .base import Batch, Task, last_step_accuracy
 
 _KEYS = 8
 _QUERY = 16
@@ -28,31 +28,14 @@ class Recall(Task):
     output_size = _KEYS
     metric_name = "accuracy"
     higher_is_better = True
-    default_seq_len = 50
-
-    def __init__(self, seq_len: int = 50):
-        self._lag = check_seq_len(self.name, seq_len, 1)
-
-    @property
-    def seq_len(self) -> int:
-        return self._lag + 1
-
-    def config(self) -> dict:
-        return {"seq_len": self._lag, "steps_per_sequence": self.seq_len}
-
-    @property
-    def baseline(self) -> float:
-        return 1 / _KEYS
-
-    @property
-    def criterion(self) -> str:
-        return "held-out accuracy >= 0.99"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] >= 0.99
+    default_seq_len = 50  # the lag L
+    extra_steps = 1  # the query
+    baseline = 1 / _KEYS
+    criterion = "held-out accuracy >= 0.99"
+    solved_when = ("metric", ">=", 0.99)
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
-        L = self._lag
+        L = self._T
         key = torch.randint(0, _KEYS, (n,), generator=generator)  # (B,)
         symbols = torch.randint(_KEYS, 2 * _KEYS, (n, L + 1), generator=generator)  # (B, L + 1) distractors
         symbols[:, 0] = key

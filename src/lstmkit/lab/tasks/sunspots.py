@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len
+from .base import Batch, Task
 
 HORIZON = 12
 CYCLE = 132  # months in the ~11-year solar cycle
@@ -46,23 +46,23 @@ class Sunspots(Task):
     higher_is_better = False
     default_seq_len = 264
 
-    def __init__(self, seq_len: int = 264):
-        self._T = check_seq_len(self.name, seq_len, 1)
+    def __init__(self, seq_len: int | None = None):
+        super().__init__(seq_len)
         series, months = load_sunspots()
         self._series = series / _SCALE  # (N,)
         split = next(k for k, (year, _) in enumerate(months) if year >= _SPLIT_YEAR)
         first_end = max(self._T, CYCLE)  # a window ending at e forecasts e .. e + 11; seasonal naive needs e >= 132
         if split - HORIZON < first_end:
             raise ValueError(f"`seq_len` of task 'sunspots' must leave training windows before {_SPLIT_YEAR}: "
-                             f"at most {split - HORIZON}, got {seq_len}")
+                             f"at most {split - HORIZON}, got {self._T}")
         self._train_ends = torch.arange(first_end, split - HORIZON + 1)  # forecast months < split
         self._test_ends = torch.arange(max(split, first_end), len(series) - HORIZON + 1)
         self.test_size = len(self._test_ends)
-        self._baselines = self._naive_maes(self._test_ends)
-
-    @property
-    def seq_len(self) -> int:
-        return self._T
+        self._baselines = b = self._naive_maes(self._test_ends)
+        self.baseline = b["seasonal_naive_mae"]
+        self.criterion = (f"held-out MAE below the seasonal-naive ({b['seasonal_naive_mae']:.1f}) and persistence "
+                          f"({b['persistence_mae']:.1f}) forecasts'")
+        self.solved_when = ("metric", "<", min(b.values()))
 
     def _windows(self, ends: Tensor) -> Batch:
         s = self._series
@@ -77,19 +77,6 @@ class Sunspots(Task):
         last = s[ends - 1].unsqueeze(1).expand_as(y)
         return {"seasonal_naive_mae": ((seasonal - y).abs().mean() * _SCALE).item(),
                 "persistence_mae": ((last - y).abs().mean() * _SCALE).item()}
-
-    @property
-    def baseline(self) -> float:
-        return self._baselines["seasonal_naive_mae"]
-
-    @property
-    def criterion(self) -> str:
-        b = self._baselines
-        return (f"held-out MAE below the seasonal-naive ({b['seasonal_naive_mae']:.1f}) and persistence "
-                f"({b['persistence_mae']:.1f}) forecasts'")
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] < min(self._baselines.values())
 
     def train_batch(self, n: int, generator: torch.Generator) -> Batch:
         pick = torch.randint(0, len(self._train_ends), (n,), generator=generator)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, check_seq_len, last_step_accuracy
+from .base import Batch, Task, last_step_accuracy
 
 SYMBOLS = "abcdBEXY"
 _B, _E, _X = 4, 5, 6
@@ -31,27 +31,16 @@ class TemporalOrder(Task):
     metric_name = "accuracy"
     higher_is_better = True
     default_seq_len = 100
+    min_seq_len = 10
+    baseline = 0.25
+    criterion = "held-out accuracy >= 0.99"
+    solved_when = ("metric", ">=", 0.99)
 
-    def __init__(self, seq_len: int = 100):
-        self._T = check_seq_len(self.name, seq_len, 10)
+    def __init__(self, seq_len: int | None = None):
+        super().__init__(seq_len)
         T = self._T
         self.t1_range = (round(0.1 * T), round(0.2 * T))
         self.t2_range = (round(0.5 * T), round(0.6 * T))
-
-    @property
-    def seq_len(self) -> int:
-        return self._T
-
-    @property
-    def baseline(self) -> float:
-        return 0.25
-
-    @property
-    def criterion(self) -> str:
-        return "held-out accuracy >= 0.99"
-
-    def solved(self, evals: dict) -> bool:
-        return evals["metric"] >= 0.99
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         T = self._T

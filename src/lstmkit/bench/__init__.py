@@ -1,0 +1,40 @@
+"""``lstmkit bench``: lstmkit against torch.nn.LSTM (GRU, RNN) and a naive per-step Python cell, on recognised shapes.
+
+    lstmkit bench [--quick] [--repeats N] [--shapes NAME ...] [--json PATH] [--no-memory]
+    python -m lstmkit.bench ...   (the same)
+
+Every row of one shape runs in this one process, interleaved (one timing of each row per round, rounds
+repeated), and the median is reported; ratios are to ``torch.nn.LSTM`` at the same shape, mode and dtype in the
+same run (``proj`` rows to torch.nn with the same ``proj_size``, GRU and RNN rows to ``torch.nn.GRU``, ``RNN``).
+The fp32 GEMM rate is measured in the same run, so each row also shows its GFLOP/s as a fraction of it.
+"infer" is a forward under ``torch.no_grad()`` in eval mode; "train" is forward + backward of ``output.sum()`` in
+training mode. bf16 rows run under ``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
+A row this machine cannot run (oneDNN has no bf16 LSTM on a CPU without AVX-512 bf16 instructions, say) says
+"n/a" and why, in the table and in the JSON (``"na"``), and so does a ratio to it; the other rows run as usual.
+
+What is measured is in ``rows.py`` (shapes, rows, baselines, flops) and ``naive.py``; ``timing.py`` times a
+shape's rows, ``memory.py`` measures peak memory, ``report.py`` prints and writes them, ``command.py`` holds the
+options and the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .command import add_arguments, run
+from .memory import memory_rows, peak_memory_mb
+from .naive import NaiveLSTM
+from .report import format_memory, format_table, machine
+from .rows import GATES, INFERENCE_ONLY, QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES, Row, baseline, family, rnn_flops
+from .timing import bench_shape, gemm_rate, median_time
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lstmkit bench", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+__all__ = ["GATES", "INFERENCE_ONLY", "QUICK_ROWS", "QUICK_SHAPES", "ROWS", "SHAPES", "NaiveLSTM", "Row",
+           "add_arguments", "baseline", "bench_shape", "family", "format_memory", "format_table", "gemm_rate",
+           "machine", "main", "median_time", "memory_rows", "peak_memory_mb", "rnn_flops", "run"]

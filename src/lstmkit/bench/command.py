@@ -1,0 +1,49 @@
+"""The options of ``lstmkit bench`` and the run they start (``python -m lstmkit.bench`` takes the same)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import torch
+
+from .._rules import POSITIVE_INT, argument_type
+from .memory import memory_rows
+from .report import format_memory, format_table, machine, write_json
+from .rows import QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES
+from .timing import bench_shape, gemm_rate
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lstmkit bench`` (shared by ``python -m lstmkit.bench`` and the ``lstmkit`` command)."""
+    p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
+    p.add_argument("--repeats", type=argument_type(POSITIVE_INT), default=None,
+                   help="timed rounds per row (default 5, quick 3)")
+    p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
+    p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the tables (``args`` as parsed by :func:`add_arguments`, already validated)."""
+    repeats = args.repeats or (3 if args.quick else 5)
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else tuple(SHAPES))
+    rows = list(QUICK_ROWS if args.quick else ROWS)
+    dtypes = [torch.float32] if args.quick else [torch.float32, torch.bfloat16]
+    modes = ["infer", "train"]
+    warnings.filterwarnings("ignore", message=".*projections is not supported with oneDNN.*")
+    info = machine()
+    peak = gemm_rate()
+    print(f"# {info['cpu']}, {info['threads']} threads, torch {info['torch']}; fp32 GEMM peak {peak:.0f} GFLOP/s",
+          flush=True)
+    results = []
+    for name in shapes:
+        shape_rows = bench_shape(name, rows, dtypes, repeats, peak, modes)
+        print(format_table(shape_rows) + "\n", flush=True)
+        results.extend(shape_rows)
+    memory = [] if args.no_memory else memory_rows(args.quick)
+    if memory:
+        print(format_memory(memory))
+    if args.json:
+        write_json(args.json, info, peak, repeats, results, memory)
+    return 0

@@ -1,0 +1,93 @@
+"""What the benchmark measures: the shapes, the rows (a module and its options), each row's baseline, and the GEMM
+flops of a call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# name: (T, B, I, H)
+SHAPES = {
+    "fastrnns": (100, 64, 512, 512),
+    "deepbench-h256-b16": (150, 16, 256, 256),
+    "deepbench-h256-b64": (150, 64, 256, 256),
+    "deepbench-h1024-b16": (25, 16, 1024, 1024),
+    "deepbench-h1024-b64": (25, 64, 1024, 1024),
+    "device-inference": (150, 1, 256, 256),
+    "long": (1000, 32, 128, 128),
+}
+QUICK_SHAPES = ("fastrnns", "long")
+INFERENCE_ONLY = ("device-inference",)
+
+# name: (module, keyword arguments). "naive" is the Python cell in naive.py; rows named "... trace ..." run
+# module.trace(x) (inference only); proj_size -1 means H/2. Each row's ratio is to its baseline(row).
+ROWS = {
+    "torch.nn": ("torch.nn.LSTM", {}),
+    "naive": ("naive", {}),
+    "lstmkit": ("LSTM", {}),
+    "trace": ("LSTM", {}),
+    "peephole": ("LSTM", {"peephole": True}),
+    "coupled": ("LSTM", {"coupled": True}),
+    "layer_norm": ("LSTM", {"layer_norm": True}),
+    "recurrent_dropout": ("LSTM", {"recurrent_dropout": 0.25}),
+    "zoneout": ("LSTM", {"zoneout": 0.1}),
+    "torch.nn proj": ("torch.nn.LSTM", {"proj_size": -1}),
+    "proj": ("LSTM", {"proj_size": -1}),
+    "torch.nn GRU": ("torch.nn.GRU", {}),
+    "GRU": ("GRU", {}),
+    "GRU trace": ("GRU", {}),
+    "GRU trace on torch": ("GRU", {"backend": "torch"}),        # torch's kernel + replay, for comparison
+    "GRU recurrent_dropout": ("GRU", {"recurrent_dropout": 0.25}),
+    "GRU zoneout": ("GRU", {"zoneout": 0.1}),
+    "torch.nn RNN": ("torch.nn.RNN", {}),
+    "RNN": ("RNN", {}),
+    "RNN trace": ("RNN", {}),
+    "RNN trace on torch": ("RNN", {"backend": "torch"}),
+    "RNN recurrent_dropout": ("RNN", {"recurrent_dropout": 0.25}),
+    "RNN zoneout": ("RNN", {"zoneout": 0.1}),
+}
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj",
+              "torch.nn GRU", "GRU", "GRU trace")
+
+
+def family(row: str) -> str:
+    """LSTM, GRU or RNN: the recurrence a row runs."""
+    module = ROWS[row][0]
+    return "LSTM" if module == "naive" else module.rsplit(".", 1)[-1]
+
+
+def baseline(row: str) -> str:
+    """The torch.nn row a row's ratio is taken to: the same cell, with the same proj_size."""
+    if ROWS[row][1].get("proj_size") and not ROWS[row][0].startswith("torch.nn"):
+        return "torch.nn proj"
+    return "torch.nn" if family(row) == "LSTM" else f"torch.nn {family(row)}"
+
+
+def rnn_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False, gates: int = 4) -> float:
+    """GEMM flops of one layer with `gates` H-row blocks (LSTM 4, GRU 3, RNN 1): the input and recurrent products
+    (and projection); backward is ~2x forward."""
+    R = P or H
+    fwd = 2 * T * B * gates * H * (I + R) + (2 * T * B * H * P if P else 0)
+    return fwd * (3 if train else 1)
+
+
+@dataclass
+class Row:
+    """One row of one shape, mode and dtype: median ``ms`` over the rounds, ``ratio`` to its baseline's ms, GFLOP/s
+    and its fraction of the fp32 GEMM peak (fp32 rows only). A row this machine cannot run has ``na``, the reason,
+    and no figures; a row whose baseline cannot run has no ratio."""
+
+    shape: str
+    T: int
+    B: int
+    I: int
+    H: int
+    dtype: str
+    mode: str
+    row: str
+    engine: str
+    ms: float | None
+    ratio: float | None = None
+    gflops: float | None = None
+    of_peak: float | None = None
+    na: str | None = None
