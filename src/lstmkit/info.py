@@ -67,8 +67,9 @@ def format_report(rows: list[tuple[str, str]]) -> str:
 
 
 def build_engine() -> str:
-    """Build (or find) the fused engine for this CPU; returns where it is. Raises RuntimeError saying why it
-    cannot be built."""
+    """Build (or find) the fused engine for this CPU and measure its GEMM and bf16 choices afresh (run it on a
+    quiet machine: the choices are saved with the build for every later process); returns where the build is.
+    Raises RuntimeError saying why it cannot be built."""
     build.module()
-    cpu.choice()                                  # measured once here and saved with the build
+    cpu.remeasure()
     return str(build.build_directory())

@@ -1,4 +1,5 @@
-"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab) and ``bench``.
+"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``bench``,
+and ``info`` and ``build`` (the fused engine).
 
 Each subcommand is one function that adds its parser and names the function that runs it (the lab's in
 :mod:`lstmkit.cli.lab_commands`); a new subcommand is a new function in ``SUBCOMMANDS``. Building the parser
@@ -14,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from .engine_commands import ENGINE_SUBCOMMANDS
 from .lab_commands import LAB_SUBCOMMANDS
 from .types import MODEL_NAMES, TASK_NAMES
 from .usage import Parser, UsageError
@@ -28,7 +30,7 @@ def _bench_parser(sub) -> Callable:
     return bench.run
 
 
-SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, _bench_parser]
+SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, _bench_parser, *ENGINE_SUBCOMMANDS]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:

@@ -223,6 +223,16 @@ def _load_saved(path: str) -> Choice | None:
     return c if ok else None
 
 
+def remeasure() -> Choice:
+    """Forget the saved choice and measure again (``lstmkit build`` does, so it can be redone on a quiet machine)."""
+    try:
+        os.remove(_saved_choice_path())
+    except OSError:
+        pass
+    choice.cache_clear()
+    return choice()
+
+
 @functools.cache
 def choice() -> Choice:
     """The engine's GEMM library and bf16 strategy on this machine: measured once and saved (see above)."""
