@@ -27,6 +27,7 @@ otherwise differ from process to process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -225,10 +226,8 @@ def _load_saved(path: str) -> Choice | None:
 
 def remeasure() -> Choice:
     """Forget the saved choice and measure again (``lstmkit build`` does, so it can be redone on a quiet machine)."""
-    try:
+    with contextlib.suppress(OSError):
         os.remove(_saved_choice_path())
-    except OSError:
-        pass
     choice.cache_clear()
     return choice()
 
