@@ -90,3 +90,26 @@ def test_a_custom_cell_runs_on_the_reference():
             return (h,), (h,)
 
     assert choose("auto", Leaky(4), SEQ, X, trace=False) is reference
+
+
+@needs_fused
+def test_short_gru_and_small_proj_calls_stay_on_torchs_kernel_where_the_fused_call_cost_does_not_pay():
+    gru, proj = GRUCellMath(32), LSTMCellMath(64, proj_size=32)
+    with torch.no_grad():
+        assert choose("auto", gru, SEQ, X, trace=False, steps=1, batch=1) is torch_kernel
+        assert choose("auto", gru, SEQ, X, trace=False, steps=64, batch=8) is fused
+        assert choose("auto", proj, SEQ, X, trace=False, steps=64, batch=8) is torch_kernel   # 0.26M MACs/step
+        assert choose("auto", LSTMCellMath(512, proj_size=256), SEQ, X, trace=False, steps=64, batch=8) is fused
+        assert choose("auto", gru, SEQ, X, trace=True, steps=1, batch=1) is fused   # traces: fused at any length
+    with torch.enable_grad():
+        assert choose("auto", gru, SEQ, X, trace=False, steps=4, batch=1) is fused
+        assert choose("auto", proj, SEQ, X, trace=False, steps=16, batch=8) is fused
+
+
+def test_the_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv("LSTMKIT_FUSED_MIN_STEPS", "100")
+    with torch.no_grad():
+        assert not policy.fused_pays(GRUCellMath(32), steps=64, batch=8)
+    monkeypatch.setenv("LSTMKIT_FUSED_MIN_STEPS", "many")
+    with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_MIN_STEPS"):
+        policy.fused_pays(GRUCellMath(32), steps=64, batch=8)

@@ -14,6 +14,10 @@ SHAPES = {
     "deepbench-h1024-b64": (25, 64, 1024, 1024),
     "device-inference": (150, 1, 256, 256),
     "long": (1000, 32, 128, 128),
+    # Where a fused call's fixed cost or per-step call overhead decides (issue: speed cliffs outside the shapes
+    # above): one step of a small model, and a very long sequence of a tiny one.
+    "call-t1": (1, 1, 32, 32),
+    "long-tiny": (5000, 1, 2, 2),
 }
 QUICK_SHAPES = ("fastrnns", "long")
 INFERENCE_ONLY = ("device-inference",)

@@ -86,7 +86,7 @@ def _engine(module, x, train: bool, trace: bool) -> str:
     if not isinstance(module, lstmkit.Recurrent):
         return "-"
     with contextlib.nullcontext() if train else torch.no_grad(), _autocast(x):
-        return module.engine_for(x[:1].float(), trace=trace)
+        return module.engine_for(x.float(), trace=trace)
 
 
 def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: int, peak: float,

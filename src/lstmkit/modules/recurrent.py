@@ -164,7 +164,8 @@ class Recurrent(nn.Module):
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
         """
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=False)
+        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=False, steps=seq.steps,
+                        batch=seq.batch)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
@@ -184,7 +185,8 @@ class Recurrent(nn.Module):
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=True)
+        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=True, steps=seq.steps,
+                        batch=seq.batch)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
         assert records is not None                  # every engine returns records when asked to trace
         make = record_type(self.cell.records)
@@ -195,7 +197,8 @@ class Recurrent(nn.Module):
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
         _, seq, _ = self._prepare(input, hx)
-        return choose(self.backend, self.cell, self._config(), seq.values(), trace=trace).NAME
+        return choose(self.backend, self.cell, self._config(), seq.values(), trace=trace, steps=seq.steps,
+                      batch=seq.batch).NAME
 
     def _prepare(self, input, hx) -> tuple[InputForm, Sequences, tuple[Tensor, ...]]:
         """Checks the call and turns it into engine form: the caller's form, the batch, the initial states."""

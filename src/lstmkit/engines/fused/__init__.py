@@ -11,11 +11,13 @@ hand-written backpropagation through time. One module per concept, mirroring ``l
 
 from . import build
 from .build import is_available, unavailable_reason
+from .cpu import SMALL_PRODUCT
 from .engine import CELLS, NAME, compute_dtype, faster_than_torch, output_dtype, run, why_not
 from .gru_rnn import gru_layer, rnn_layer
 from .lstm import lstm_layer
 
-__all__ = ["CELLS", "NAME", "cached_bytes", "compute_dtype", "faster_than_torch", "gru_layer", "is_available",
+__all__ = ["CELLS", "NAME", "SMALL_PRODUCT",
+           "cached_bytes", "compute_dtype", "faster_than_torch", "gru_layer", "is_available",
            "lstm_layer", "output_dtype", "release_memory", "rnn_layer", "run", "unavailable_reason", "why_not"]
 
 
