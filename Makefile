@@ -28,6 +28,7 @@ AVX2_TESTS := tests/test_bf16.py tests/test_engine_policy.py tests/test_fused_en
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/clang-format --dry-run --Werror src/lstmkit/csrc/*.h src/lstmkit/csrc/*.cpp
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 	$(AVX2_ENV) $(PY) -m pytest $(AVX2_TESTS)
 
@@ -38,4 +39,4 @@ bench: $(STAMP)
 	$(PY) -m lstmkit bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

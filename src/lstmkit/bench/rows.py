@@ -4,6 +4,7 @@ flops of a call."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # name: (T, B, I, H)
 SHAPES = {
@@ -24,7 +25,7 @@ INFERENCE_ONLY = ("device-inference",)
 
 # name: (module, keyword arguments). "naive" is the Python cell in naive.py; rows named "... trace ..." run
 # module.trace(x) (inference only); proj_size -1 means H/2. Each row's ratio is to its baseline(row).
-ROWS = {
+ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "torch.nn": ("torch.nn.LSTM", {}),
     "naive": ("naive", {}),
     "lstmkit": ("LSTM", {}),

@@ -112,7 +112,7 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
                     if na[r] is None:
                         raise
             timed = [r for r in active if r not in na]
-            times = {r: [] for r in timed}
+            times: dict[str, list[float]] = {r: [] for r in timed}
             for _ in range(repeats):
                 for r in timed:
                     start = time.perf_counter()

@@ -128,7 +128,7 @@ def _plots(out: Path, results, measurements, gates, seq_len) -> None:
     from . import plots
     from .tasks.temporal_order import SYMBOLS
 
-    curves = {key: [] for key in SHOWN}
+    curves: dict[str, list] = {key: [] for key in SHOWN}
     for (key, seed), result in results.items():
         history = result["history"]
         curves.setdefault(key, []).append((seed, [r["step"] for r in history], [r["metric"] for r in history]))
@@ -144,7 +144,8 @@ def _plots(out: Path, results, measurements, gates, seq_len) -> None:
     arrays = {name: getattr(record, name)[0].numpy() for name in ("i", "f", "g", "o", "c")}  # (T, H) each
     symbols = "".join(SYMBOLS[k] for k in one.x[0].argmax(-1).tolist())
     marks = [t for t, s in enumerate(symbols) if s in "XY"]
-    order = "XY"[one.y.item() // 2] + "XY"[one.y.item() % 2]
+    label = int(one.y.item())                                                    # 0..3: XX, XY, YX, YY
+    order = "XY"[label // 2] + "XY"[label % 2]
     plots.plot_gate_heatmap(arrays, symbols, marks, out / "lstm_gates.png",
                             title=f"Trained LSTM (forget bias 3, seed 0) reading one test sequence (class {order}): "
                                   "gates and cell state of every unit")

@@ -73,8 +73,11 @@ class Distributed:
         dist.broadcast(n, 0)
         if n.item() < 0:
             return None
-        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8) if self.rank == 0 else \
-            torch.empty(n.item(), dtype=torch.uint8)
+        if self.rank == 0:
+            assert data is not None                     # rank 0 broadcast n >= 0 from its own data
+            buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        else:
+            buf = torch.empty(int(n.item()), dtype=torch.uint8)
         dist.broadcast(buf, 0)
         return buf.numpy().tobytes()
 

@@ -8,6 +8,7 @@ from a finished run.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -72,8 +73,9 @@ class SequenceModel(nn.Module):
     def __init__(self, spec: ModelSpec, input_size: int, output_size: int, t_max: int):
         super().__init__()
         self.spec = spec
-        common = dict(num_layers=spec.layers, batch_first=True, recurrent_dropout=spec.recurrent_dropout,
-                      zoneout=spec.zoneout)
+        common: dict[str, Any] = dict(num_layers=spec.layers, batch_first=True,
+                                      recurrent_dropout=spec.recurrent_dropout, zoneout=spec.zoneout)
+        self.rnn: lstmkit.Recurrent
         if spec.model == "rnn":
             self.rnn = lstmkit.RNN(input_size, spec.hidden, nonlinearity="tanh", **common)
         elif spec.model == "gru":

@@ -27,7 +27,7 @@ def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict
     results = train_many(jobs, workers)
     rows = []
     for model in dict.fromkeys(c.model.model for c in configs):
-        for length in sorted({c.seq_len for c in configs if c.model.model == model}):
+        for length in sorted({c.seq_len for c in configs if c.model.model == model}, key=lambda n: n or 0):
             runs = [r["summary"] for (m, n, _), r in results.items() if m == model and n == length]
             rows.append({"model": model, "seq_len": length, "metric": statistics.mean(r["metric"] for r in runs),
                          "per_seed": [r["metric"] for r in runs], "solved": sum(r["solved"] for r in runs),

@@ -55,7 +55,7 @@ class Task:
     test_size: int = 1024
     min_seq_len: int = 1
     extra_steps: int = 0
-    baseline: float
+    baseline: float          # a class attribute, or a property where it depends on the length (copy)
     criterion: str
     solved_when: tuple[str, str, float] = ("metric", ">=", 0.99)
 
@@ -105,8 +105,8 @@ def last_step_accuracy(out: Tensor, y: Tensor) -> float:
     return (out[:, -1].argmax(-1) == y).float().mean().item()  # out (B, T, C), y (B,)
 
 
-def check_seq_len(task: str, seq_len: int, minimum: int) -> int:
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int):
+def check_seq_len(task: str, seq_len: int | None, minimum: int) -> int:
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int):   # (None: a task without a default length)
         raise TypeError(f"`seq_len` of task {task!r} must be an int, got {type(seq_len).__name__} ({seq_len!r})")
     if seq_len < minimum:
         raise ValueError(f"`seq_len` of task {task!r} must be at least {minimum}, got {seq_len}")

@@ -93,8 +93,10 @@ class Reber(Task):
         return per_step[batch.mask].mean()
 
     def evaluate(self, out: Tensor, batch: Batch) -> dict:
-        step_ok = ((out > 0) == (batch.y > 0.5)).all(-1) | ~batch.mask  # (B, T)
-        last = batch.mask.sum(1) - 1  # index of the hard step (predicting the final wrapper symbol's repeat)
+        mask = batch.mask                                              # (B, T): sample() always sets it here
+        assert mask is not None
+        step_ok = ((out > 0) == (batch.y > 0.5)).all(-1) | ~mask  # (B, T)
+        last = mask.sum(1) - 1  # index of the hard step (predicting the final wrapper symbol's repeat)
         rows = torch.arange(len(batch))
         hard_ok = step_ok[rows, last - 1]
         return {"metric": step_ok.all(1).float().mean().item(), "loss": self.loss(out, batch).item(),
