@@ -9,7 +9,6 @@ forget-gate histograms, ``summary.json`` and a ``README.md`` with the table and 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -20,6 +19,7 @@ import torch
 
 from .config import TrainConfig
 from .demo_readme import format_table, readme
+from .files import atomic_write_bytes, to_json, write_json
 from .gradflow import gate_statistics, gradient_norms
 from .model import GATE_LAYERS, ModelSpec
 from .parallel import train_many
@@ -79,15 +79,15 @@ def run_demo(out: str | Path, *, seq_len: int = 100, seeds: int = 3, steps: int 
         measurements[key] = {"init": gradient_norms(initial, task, sample),
                              "trained": gradient_norms(trained, task, sample)}
         gates[key] = {"init": gate_statistics(initial, sample), "trained": gate_statistics(trained, sample)}
-    (out / "gradflow.json").write_text(json.dumps({"measurements": measurements, "gates": gates}) + "\n")
+    atomic_write_bytes(out / "gradflow.json", (to_json({"measurements": measurements, "gates": gates}) + "\n").encode())
 
     summary = _summarise(results, measurements, seq_len, seeds, steps, workers)
     _plots(out, results, measurements, gates, seq_len)
     summary["wall_time_s"] = round(time.perf_counter() - t_start, 1)
     summary["train_wall_time_s"] = round(train_wall, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     table = format_table(summary)
-    (out / "README.md").write_text(readme(summary, table, GRADFLOW_SEQUENCES))
+    atomic_write_bytes(out / "README.md", readme(summary, table, GRADFLOW_SEQUENCES).encode())
     print(table)
     print(f"\nwall time {summary['wall_time_s']:.0f} s; wrote {out / 'README.md'}, {out / 'summary.json'} and plots")
     return summary

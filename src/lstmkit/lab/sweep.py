@@ -3,11 +3,11 @@ accuracy-versus-lag curve). One training run per (model, length, seed), trained 
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 from .config import TrainConfig
+from .files import write_json
 from .parallel import train_many
 from .tasks import make_task
 
@@ -36,7 +36,7 @@ def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict
     result = {"task": task.name, "metric_name": task.metric_name, "baseline": task.baseline,
               "steps_budget": configs[0].steps, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / "sweep.json", result)
     from .plots import plot_sweep
 
     plot_sweep(rows, out / "sweep.png", task=task.name, metric_name=task.metric_name, baseline=task.baseline,
