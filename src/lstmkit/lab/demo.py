@@ -21,9 +21,11 @@ from .config import TrainConfig
 from .demo_readme import format_table, readme
 from .files import atomic_write_bytes, to_json, write_json
 from .gradflow import gate_statistics, gradient_norms
+from .memory import check_fits
 from .model import GATE_LAYERS, ModelSpec
 from .parallel import train_many
 from .runs import build_model, load_run
+from .tasks import make_task
 
 TASK = "temporal-order"
 VARIANTS = {
@@ -44,21 +46,29 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def demo_configs(seq_len: int = 100, seeds: int = 3, steps: int | None = None) -> dict[tuple[str, int], TrainConfig]:
+    """``{(variant, seed): config}`` of the demo's runs, slowest variant first."""
+    steps = DEFAULT_STEPS if steps is None else steps
+    return {(key, seed): TrainConfig(task=TASK, seq_len=seq_len, model=VARIANTS[key], seed=seed, steps=steps,
+                                     checkpoint_every=steps) for key in ORDER for seed in range(seeds)}
+
+
 def run_demo(out: str | Path, *, seq_len: int = 100, seeds: int = 3, steps: int | None = None,
              workers: int = 2) -> dict:
     out = Path(out)
+    configs = demo_configs(seq_len, seeds, steps)
+    task = make_task(TASK, seq_len)
+    for config in configs.values():  # before any work: a run that cannot fit is refused now, not in a worker
+        check_fits(config, task)
     out.mkdir(parents=True, exist_ok=True)
     steps = DEFAULT_STEPS if steps is None else steps
     t_start = time.perf_counter()
     jobs = []
-    for key in ORDER:
-        for seed in range(seeds):
-            config = TrainConfig(task=TASK, seq_len=seq_len, model=VARIANTS[key], seed=seed, steps=steps,
-                                 checkpoint_every=steps)
-            run_dir = out / "runs" / f"{key}-seed{seed}"
-            for name in ("checkpoint.safetensors", "summary.json"):  # the demo always trains afresh
-                (run_dir / name).unlink(missing_ok=True)
-            jobs.append(((key, seed), config, run_dir))
+    for (key, seed), config in configs.items():
+        run_dir = out / "runs" / f"{key}-seed{seed}"
+        for name in ("checkpoint.safetensors", "summary.json"):  # the demo always trains afresh
+            (run_dir / name).unlink(missing_ok=True)
+        jobs.append(((key, seed), config, run_dir))
     _log(f"lstmkit demo: {len(jobs)} runs of {TASK} (T = {seq_len}, budget {steps} steps each) on {workers} "
          f"worker(s)")
 

@@ -24,6 +24,9 @@ _TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
 class WriteError(OSError):
     """A file the lab could not write; the message names the file and the OS's reason."""
 
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28] " prefix
+        return self.strerror
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename; :class:`WriteError` if the OS refuses."""

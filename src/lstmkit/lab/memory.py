@@ -47,7 +47,7 @@ def check_fits(config: TrainConfig, task: Task, name: Callable[[str], str] = lam
     need = estimate_bytes(config, task)
     if limit is not None and need > limit:
         sizes = ", ".join(f"{name(field)} {value}" for field, value in (
-            ("batch", config.batch), ("seq_len", task.seq_len), ("hidden", config.model.hidden),
+            ("batch", config.batch), ("seq_len", task.config()["seq_len"]), ("hidden", config.model.hidden),
             ("layers", config.model.layers)))
         raise ValueError(f"the run needs at least {_size(need)} of memory ({sizes}), more than this machine's "
                          f"{_size(limit)} of RAM; lower one of them")
