@@ -101,3 +101,13 @@ def test_a_full_or_read_only_disk_is_one_line_naming_the_file_and_leaves_no_temp
     err = one_line(capsys)
     assert f"cannot write {out / 'config.json'}: {reason}" in err
     assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_an_out_in_a_folder_we_may_not_write_is_named_before_any_work(tmp_path, capsys, monkeypatch):
+    import lstmkit._rules
+
+    monkeypatch.setattr(lstmkit._rules.os, "access", lambda path, mode: False)  # as a read-only mount answers
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--out", str(out)]) == 2
+    assert f"--out {out}: cannot write in {tmp_path} (permission denied)" in one_line(capsys)
+    assert not out.exists()

@@ -120,9 +120,9 @@ def _run_train(args) -> int:
 
     from ..lab.trainer import train
 
-    check_output_folder("--out", args.out)
     config = _train_config(args, args.model, args.seed)
     _check_fits([config])
+    check_output_folder("--out", args.out)
     summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
@@ -148,7 +148,8 @@ def _run_gradflow(args) -> int:
     from ..lab.gradflow import gradflow_run
 
     out = Path(args.out or args.run)
-    check_output_folder("--out" if args.out else "--run", out)
+    if args.out:  # (without it the output goes to the run folder, which load_run checks)
+        check_output_folder("--out", out)
     result = gradflow_run(args.run, out, batch=args.batch)
     for stage in ("init", "trained"):
         r = result[stage]
@@ -186,10 +187,10 @@ def _run_sweep(args) -> int:
 
     if args.seq_len is not None:
         raise UsageError("lstmkit sweep: use --lengths, not --seq-len")
-    check_output_folder("--out", args.out)
     configs = [_train_config(args, model, seed, seq_len=length) for model in args.models
                for length in args.lengths for seed in range(args.seeds)]
     _check_fits(configs)
+    check_output_folder("--out", args.out)
     result = sweep(configs, args.out, workers=args.workers)
     for row in result["rows"]:
         print(f"{row['model']:5s} length {row['seq_len']:5d}: {result['metric_name']} {row['metric']:.3f} "
@@ -217,8 +218,8 @@ def _run_demo(args) -> int:
     require_lab_extra(args.command)  # before anything of the lab is imported
     from ..lab.demo import demo_configs, run_demo
 
-    check_output_folder("--out", args.out)
     _check_fits(demo_configs(args.seq_len, args.seeds, args.steps).values())
+    check_output_folder("--out", args.out)
     run_demo(args.out, seq_len=args.seq_len, seeds=args.seeds, steps=args.steps, workers=args.workers)
     return 0
 

@@ -38,12 +38,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)  # the rename itself reaches the disk
     except BaseException as err:  # a full disk, or SIGTERM/Ctrl-C mid-write: leave no temporary behind
         tmp.unlink(missing_ok=True)
         if isinstance(err, OSError):
             raise WriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from None
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
