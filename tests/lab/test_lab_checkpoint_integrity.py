@@ -122,3 +122,16 @@ def test_resuming_from_another_models_checkpoint_on_the_command_line_is_one_line
     assert main([*args, "--hidden", "2", "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path) in err and "hidden" in err and "Traceback" not in err
+
+
+def test_gradflow_on_weights_of_another_shape_is_one_line_naming_the_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "temporal-order", "--model", "rnn", "--seq-len", "10", "--hidden", "2",
+                 "--steps", "2", "--batch", "2", "--quiet", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    config["model"]["hidden"] = 3
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["gradflow", "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.safetensors does not hold the weights" in err and "size mismatch" in err
