@@ -5,6 +5,9 @@ A config checks a value it was given (``check("steps", 0, POSITIVE_INT)`` raises
 integer, got 0"); the command line parses a string into one (``argument_type(POSITIVE_INT)("0")`` raises
 argparse's error "expected a positive integer, got 0"). Both say what was expected in the same words.
 
+The paths a command writes follow rules too (:func:`check_output_folder`, :func:`check_output_file`): they are
+checked before any work, so a bad ``--out`` or ``--json`` costs a second, not a whole run.
+
 This module imports nothing of lstmkit's, so the command line and the benchmark can both use it without importing
 each other.
 """
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -33,6 +38,11 @@ NON_NEGATIVE_INT = Rule("a non-negative integer", int, lambda v: v >= 0)
 POSITIVE_NUMBER = Rule("a positive finite number", float, lambda v: math.isfinite(v) and v > 0)
 FINITE_NUMBER = Rule("a finite number", float, math.isfinite)
 PROBABILITY = Rule("a probability in [0, 1)", float, lambda v: 0.0 <= v < 1.0)
+# Adam moves each weight by about lr per step: beyond 10, one step can overflow float32 weights in a few steps.
+MAX_LR = 10.0
+LEARNING_RATE = Rule(f"a finite number in (0, {MAX_LR:g}]", float, lambda v: math.isfinite(v) and 0 < v <= MAX_LR)
+# torch.manual_seed takes a 64-bit signed integer
+SEED = Rule("an integer in [0, 2**63)", int, lambda v: 0 <= v < 2**63)
 
 
 def one_of(names: Sequence[str]) -> Rule:
@@ -67,3 +77,34 @@ def argument_type(rule: Rule) -> Callable[[str], Any]:
 
     parse.__name__ = rule.expected  # what argparse would name the type in its own messages
     return parse
+
+
+def check_output_folder(name: str, path) -> None:
+    """Raise a ValueError naming ``name`` unless ``path`` is a folder, or can be made one, that we may write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {path} is a file, expected a folder")
+    _check_writable_parent(name, path, path)
+
+
+def check_output_file(name: str, path) -> None:
+    """Raise a ValueError naming ``name`` unless ``path`` can be written as a file: its folder exists and is
+    writable, and ``path`` is not a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{name} {path} is a folder, expected a file name")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"{name} {path}: the folder {folder} does not exist" if not folder.exists() else
+                         f"{name} {path} is under {folder}, which is a file, not a folder")
+    _check_writable_parent(name, path, folder)
+
+
+def _check_writable_parent(name: str, path: Path, folder: Path) -> None:
+    existing = folder.absolute()
+    while not existing.exists():  # the nearest folder that exists is where the new ones would be made
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{name} {path} is under {existing}, which is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path}: cannot write in {existing} (permission denied)")

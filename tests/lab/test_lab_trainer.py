@@ -127,5 +127,5 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(tmp_path, 
 def test_config_rejects_impossible_values():
     with pytest.raises(ValueError, match="`steps` must be a positive integer, got 0"):
         config(steps=0)
-    with pytest.raises(ValueError, match="`lr` must be a positive finite number"):
+    with pytest.raises(ValueError, match=r"`lr` must be a finite number in \(0, 10\]"):
         config(lr=float("nan"))

@@ -20,6 +20,7 @@ options and the run.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .command import add_arguments, run
 from .memory import memory_rows, peak_memory_mb
@@ -32,7 +33,12 @@ from .timing import bench_shape, gemm_rate, median_time
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lstmkit bench", description=__doc__.split("\n\n")[0])
     add_arguments(p)
-    return run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as err:  # a --json path that cannot be written, found before any measurement
+        print(f"lstmkit bench: error: {err}", file=sys.stderr)
+        return 2
 
 
 __all__ = ["GATES", "INFERENCE_ONLY", "QUICK_ROWS", "QUICK_SHAPES", "ROWS", "SHAPES", "NaiveLSTM", "Row",

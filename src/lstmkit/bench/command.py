@@ -7,7 +7,7 @@ import warnings
 
 import torch
 
-from .._rules import POSITIVE_INT, argument_type
+from .._rules import POSITIVE_INT, argument_type, check_output_file
 from .memory import memory_rows
 from .report import format_memory, format_table, machine, write_json
 from .rows import QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES
@@ -25,7 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure and print the tables (``args`` as parsed by :func:`add_arguments`, already validated)."""
+    """Measure and print the tables (``args`` as parsed by :func:`add_arguments`, already validated). A ``--json``
+    path that cannot be written is a ValueError before anything is measured."""
+    if args.json:
+        check_output_file("--json", args.json)
     repeats = args.repeats or (3 if args.quick else 5)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else tuple(SHAPES))
     rows = list(QUICK_ROWS if args.quick else ROWS)

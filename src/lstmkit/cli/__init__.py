@@ -5,8 +5,11 @@ Each subcommand is one function that adds its parser and names the function that
 :mod:`lstmkit.cli.lab_commands`); a new subcommand is a new function in ``SUBCOMMANDS``. Building the parser
 imports neither the lab nor the benchmark.
 
-Mistakes in the command line (unknown task, model or option, impossible values) print one line and exit with
-status 2; a run that diverges prints one line and exits with status 1.
+Mistakes in the command line (unknown task, model or option, impossible values, an output path that cannot be
+written, a run too large for this machine's memory) and files that cannot be read or written (a corrupt
+checkpoint, a full or read-only disk) print one line and exit with status 2; a run that diverges prints one line
+and exits with status 1. Ctrl-C exits with 130, SIGTERM with 143 and SIGHUP with 129, keeping the last checkpoint
+(:mod:`lstmkit.cli.signals`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 
 from .engine_commands import ENGINE_SUBCOMMANDS
 from .lab_commands import LAB_SUBCOMMANDS
+from .signals import Terminated, signals_raise
 from .types import MODEL_NAMES, TASK_NAMES
 from .usage import Parser, UsageError
 
@@ -48,17 +52,25 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
 def main(argv: list[str] | None = None) -> int:
     parser, runners = build_parser()
     try:
-        args = parser.parse_args(argv)
-        return runners[args.command](args)
+        with signals_raise():
+            args = parser.parse_args(argv)
+            return runners[args.command](args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:  # lstmkit's and the lab's checks (CheckpointError too) name the argument
         print(f"lstmkit {_command(argv)}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full or read-only disk, a path that became a file: the error names the path
+        print(f"lstmkit {_command(argv)}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        kept = "; the last checkpoint is kept, --resume continues from it" if _command(argv) == "train" else ""
+        print(f"lstmkit {_command(argv)}: stopped by {stop}{kept}", file=sys.stderr)
+        return stop.exit_status
     except RuntimeError as err:
         from ..errors import InputTypeError
         from ..lab.trainer import TrainingDiverged

@@ -10,17 +10,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from .._rules import check_output_folder
 from .extras import require_lab_extra
 from .types import (
     MODEL_NAMES,
     TASK_NAMES,
     finite_float,
     int_list,
+    learning_rate,
     model_list,
-    non_negative_int,
     positive_float,
     positive_int,
     probability,
+    seed_int,
 )
 from .usage import UsageError
 
@@ -63,7 +65,7 @@ def _add_training_options(p: argparse.ArgumentParser, *, steps: int) -> None:
                    help="task length T (the lag for recall, the delay for copy; default: the task's)")
     p.add_argument("--steps", type=positive_int, default=steps, help=f"training steps budget (default {steps})")
     p.add_argument("--batch", type=positive_int, default=32, help="global batch size (default 32)")
-    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    p.add_argument("--lr", type=learning_rate, default=3e-3, help="Adam learning rate, at most 10 (default 3e-3)")
     p.add_argument("--clip", type=positive_float, default=1.0, help="gradient-norm clipping (default 1)")
     p.add_argument("--eval-every", type=positive_int, default=100, help="steps between evaluations (default 100)")
     p.add_argument("--no-early-stop", dest="early_stop", action="store_false",
@@ -79,6 +81,20 @@ def _train_config(args, model: str, seed: int, seq_len=None):
                        checkpoint_every=getattr(args, "checkpoint_every", 500), early_stop=args.early_stop)
 
 
+def _option(field: str) -> str:
+    """The command-line option that sets a config field: ``seq_len`` -> ``--seq-len``."""
+    return "--" + field.replace("_", "-")
+
+
+def _check_fits(configs) -> None:
+    """Refuse, naming the options, runs that cannot fit in this machine's memory (before any work starts)."""
+    from ..lab.memory import check_fits
+    from ..lab.tasks import make_task
+
+    for config in configs:
+        check_fits(config, make_task(config.task, config.seq_len), name=_option)
+
+
 # --- train -----------------------------------------------------------------------------------------------------
 
 def train_parser(sub) -> Callable:
@@ -87,7 +103,7 @@ def train_parser(sub) -> Callable:
     p.add_argument("--task", required=True, choices=TASK_NAMES, metavar="TASK",
                    help=f"one of {', '.join(TASK_NAMES)}")
     p.add_argument("--model", required=True, choices=MODEL_NAMES, help="rnn (tanh), gru or lstm")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of initialisation and data (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of initialisation and data (default 0)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -104,8 +120,10 @@ def _run_train(args) -> int:
 
     from ..lab.trainer import train
 
-    summary = train(_train_config(args, args.model, args.seed), args.out, resume=args.resume,
-                    progress=not args.quiet)
+    config = _train_config(args, args.model, args.seed)
+    _check_fits([config])
+    check_output_folder("--out", args.out)
+    summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
     return 0
@@ -130,6 +148,8 @@ def _run_gradflow(args) -> int:
     from ..lab.gradflow import gradflow_run
 
     out = Path(args.out or args.run)
+    if args.out:  # (without it the output goes to the run folder, which load_run checks)
+        check_output_folder("--out", out)
     result = gradflow_run(args.run, out, batch=args.batch)
     for stage in ("init", "trained"):
         r = result[stage]
@@ -169,6 +189,8 @@ def _run_sweep(args) -> int:
         raise UsageError("lstmkit sweep: use --lengths, not --seq-len")
     configs = [_train_config(args, model, seed, seq_len=length) for model in args.models
                for length in args.lengths for seed in range(args.seeds)]
+    _check_fits(configs)
+    check_output_folder("--out", args.out)
     result = sweep(configs, args.out, workers=args.workers)
     for row in result["rows"]:
         print(f"{row['model']:5s} length {row['seq_len']:5d}: {result['metric_name']} {row['metric']:.3f} "
@@ -194,8 +216,10 @@ def demo_parser(sub) -> Callable:
 
 def _run_demo(args) -> int:
     require_lab_extra(args.command)  # before anything of the lab is imported
-    from ..lab.demo import run_demo
+    from ..lab.demo import demo_configs, run_demo
 
+    _check_fits(demo_configs(args.seq_len, args.seeds, args.steps).values())
+    check_output_folder("--out", args.out)
     run_demo(args.out, seq_len=args.seq_len, seeds=args.seeds, steps=args.steps, workers=args.workers)
     return 0
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-from .._rules import FINITE_NUMBER, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, PROBABILITY, argument_type
+from .._rules import (
+    FINITE_NUMBER,
+    LEARNING_RATE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    PROBABILITY,
+    SEED,
+    argument_type,
+)
 
 TASK_NAMES = ("temporal-order", "adding", "adding-1997", "copy", "recall", "reber", "digits", "permuted-digits",
               "sunspots")
@@ -20,6 +29,8 @@ non_negative_int = argument_type(NON_NEGATIVE_INT)
 positive_float = argument_type(POSITIVE_NUMBER)
 finite_float = argument_type(FINITE_NUMBER)
 probability = argument_type(PROBABILITY)
+learning_rate = argument_type(LEARNING_RATE)
+seed_int = argument_type(SEED)
 
 
 def int_list(text: str) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .._rules import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, check
+from .._rules import LEARNING_RATE, POSITIVE_INT, POSITIVE_NUMBER, SEED, check
 from .checkpoint import CheckpointError
 from .model import ModelSpec
 
@@ -33,9 +33,9 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch", "eval_every", "checkpoint_every"):
             check(name, getattr(self, name), POSITIVE_INT)
-        check("seed", self.seed, NON_NEGATIVE_INT)
-        for name in ("lr", "clip"):
-            check(name, getattr(self, name), POSITIVE_NUMBER)
+        check("seed", self.seed, SEED)
+        check("lr", self.lr, LEARNING_RATE)
+        check("clip", self.clip, POSITIVE_NUMBER)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,7 +9,6 @@ forget-gate histograms, ``summary.json`` and a ``README.md`` with the table and 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -20,10 +19,13 @@ import torch
 
 from .config import TrainConfig
 from .demo_readme import format_table, readme
+from .files import atomic_write_bytes, to_json, write_json
 from .gradflow import gate_statistics, gradient_norms
+from .memory import check_fits
 from .model import GATE_LAYERS, ModelSpec
 from .parallel import train_many
 from .runs import build_model, load_run
+from .tasks import make_task
 
 TASK = "temporal-order"
 VARIANTS = {
@@ -44,21 +46,29 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def demo_configs(seq_len: int = 100, seeds: int = 3, steps: int | None = None) -> dict[tuple[str, int], TrainConfig]:
+    """``{(variant, seed): config}`` of the demo's runs, slowest variant first."""
+    steps = DEFAULT_STEPS if steps is None else steps
+    return {(key, seed): TrainConfig(task=TASK, seq_len=seq_len, model=VARIANTS[key], seed=seed, steps=steps,
+                                     checkpoint_every=steps) for key in ORDER for seed in range(seeds)}
+
+
 def run_demo(out: str | Path, *, seq_len: int = 100, seeds: int = 3, steps: int | None = None,
              workers: int = 2) -> dict:
     out = Path(out)
+    configs = demo_configs(seq_len, seeds, steps)
+    task = make_task(TASK, seq_len)
+    for config in configs.values():  # before any work: a run that cannot fit is refused now, not in a worker
+        check_fits(config, task)
     out.mkdir(parents=True, exist_ok=True)
     steps = DEFAULT_STEPS if steps is None else steps
     t_start = time.perf_counter()
     jobs = []
-    for key in ORDER:
-        for seed in range(seeds):
-            config = TrainConfig(task=TASK, seq_len=seq_len, model=VARIANTS[key], seed=seed, steps=steps,
-                                 checkpoint_every=steps)
-            run_dir = out / "runs" / f"{key}-seed{seed}"
-            for name in ("checkpoint.safetensors", "summary.json"):  # the demo always trains afresh
-                (run_dir / name).unlink(missing_ok=True)
-            jobs.append(((key, seed), config, run_dir))
+    for (key, seed), config in configs.items():
+        run_dir = out / "runs" / f"{key}-seed{seed}"
+        for name in ("checkpoint.safetensors", "summary.json"):  # the demo always trains afresh
+            (run_dir / name).unlink(missing_ok=True)
+        jobs.append(((key, seed), config, run_dir))
     _log(f"lstmkit demo: {len(jobs)} runs of {TASK} (T = {seq_len}, budget {steps} steps each) on {workers} "
          f"worker(s)")
 
@@ -79,15 +89,15 @@ def run_demo(out: str | Path, *, seq_len: int = 100, seeds: int = 3, steps: int 
         measurements[key] = {"init": gradient_norms(initial, task, sample),
                              "trained": gradient_norms(trained, task, sample)}
         gates[key] = {"init": gate_statistics(initial, sample), "trained": gate_statistics(trained, sample)}
-    (out / "gradflow.json").write_text(json.dumps({"measurements": measurements, "gates": gates}) + "\n")
+    atomic_write_bytes(out / "gradflow.json", (to_json({"measurements": measurements, "gates": gates}) + "\n").encode())
 
     summary = _summarise(results, measurements, seq_len, seeds, steps, workers)
     _plots(out, results, measurements, gates, seq_len)
     summary["wall_time_s"] = round(time.perf_counter() - t_start, 1)
     summary["train_wall_time_s"] = round(train_wall, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "summary.json", summary)
     table = format_table(summary)
-    (out / "README.md").write_text(readme(summary, table, GRADFLOW_SEQUENCES))
+    atomic_write_bytes(out / "README.md", readme(summary, table, GRADFLOW_SEQUENCES).encode())
     print(table)
     print(f"\nwall time {summary['wall_time_s']:.0f} s; wrote {out / 'README.md'}, {out / 'summary.json'} and plots")
     return summary

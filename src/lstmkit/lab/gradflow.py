@@ -16,13 +16,13 @@ torch's GRU, h_t = (1 - z) n + z h_{t-1}, so ``z`` is the share kept), over the 
 from __future__ import annotations
 
 import copy
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .files import write_json
 from .model import SequenceModel
 from .tasks import Batch, Task
 
@@ -96,7 +96,7 @@ def gradflow_run(run_dir: str | Path, out_dir: str | Path, batch: int = 256) -> 
               "init": measure(initial, task, sample), "trained": measure(trained, task, sample)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gradflow.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out_dir / "gradflow.json", result)
     from .plots import plot_gradflow_run
 
     plot_gradflow_run(result, out_dir / "gradflow.png")

@@ -41,9 +41,14 @@ def train_many(jobs: list[tuple], workers: int, on_done=None) -> dict:
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=_single_thread) as pool:
         futures = {pool.submit(_train_job, config.to_dict(), str(out_dir)): key for key, config, out_dir in jobs}
-        for future in as_completed(futures):
-            key = futures[future]
-            results[key] = future.result()
-            if on_done is not None:
-                on_done(key, results[key])
+        try:
+            for future in as_completed(futures):
+                key = futures[future]
+                results[key] = future.result()
+                if on_done is not None:
+                    on_done(key, results[key])
+        except BaseException:  # a failed run, Ctrl-C or SIGTERM: start no more runs (leaving waits for running ones)
+            for future in futures:
+                future.cancel()
+            raise
     return {key: results[key] for key, _, _ in jobs}

@@ -38,5 +38,12 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, Task, SequenceModel]:
     config = TrainConfig.from_dict({k: v for k, v in raw.items() if k not in ("task_config", "world_size")})
     task = make_task(config.task, config.seq_len)
     model = build_model(config, task)
-    model.load_state_dict(load_weights(run_dir / "model.safetensors"))
+    weights = run_dir / "model.safetensors"
+    try:
+        model.load_state_dict(load_weights(weights))
+    except RuntimeError as err:  # torch's "size mismatch for ..." / "Missing key(s) ...": several lines
+        first = next((line.strip() for line in str(err).splitlines() if line.strip().startswith(("size", "Missing",
+                      "Unexpected"))), "its tensors do not fit")
+        raise CheckpointError(f"{weights} does not hold the weights of the model in {run_dir / 'config.json'}: "
+                              f"{first}") from None
     return config, task, model

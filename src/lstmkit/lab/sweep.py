@@ -3,11 +3,12 @@ accuracy-versus-lag curve). One training run per (model, length, seed), trained 
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 from .config import TrainConfig
+from .files import write_json
+from .memory import check_fits
 from .parallel import train_many
 from .tasks import make_task
 
@@ -18,6 +19,8 @@ def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict
     tasks = {c.task for c in configs}
     if len(tasks) != 1:
         raise ValueError(f"a sweep covers one task, got {sorted(tasks)}")
+    for c in configs:  # before any work: a run that cannot fit is refused now, not in a worker
+        check_fits(c, make_task(c.task, c.seq_len))
     jobs = []
     for c in sorted(configs, key=lambda c: -(c.seq_len or 0)):  # longest first: they take longest
         run_dir = out / "runs" / f"{c.model.model}-T{c.seq_len}-seed{c.seed}"
@@ -36,7 +39,7 @@ def sweep(configs: list[TrainConfig], out: str | Path, workers: int = 2) -> dict
     result = {"task": task.name, "metric_name": task.metric_name, "baseline": task.baseline,
               "steps_budget": configs[0].steps, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(out / "sweep.json", result)
     from .plots import plot_sweep
 
     plot_sweep(rows, out / "sweep.png", task=task.name, metric_name=task.metric_name, baseline=task.baseline,

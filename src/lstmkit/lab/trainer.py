@@ -17,19 +17,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes, decode, encode, save_weights
-from .config import TrainConfig, check_resumable
+from .checkpoint import CheckpointError, encode, read_bytes, save_weights
+from .config import TrainConfig
 from .distributed import Distributed
-from .metrics import evaluate, evaluation_row, write_json, write_metrics
+from .files import atomic_write_bytes, remove_stale_temporaries, write_json
+from .memory import check_fits
+from .metrics import evaluate, evaluation_row, write_metrics
 from .model import count_parameters
 from .progress import Progress
+from .resume import read_resumable
 from .runs import CHECKPOINT, build_model, load_run
 from .seeds import derived_seed, seed_dropout, step_batch
 from .tasks import make_task
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The training loss, the held-out loss or metric, or the weights became NaN or infinite."""
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = False,
@@ -38,7 +41,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
 
     ``resume``: continue from ``out_dir/checkpoint.safetensors`` if there is one (same config, except
     ``steps`` and ``checkpoint_every`` may change); without it, a folder that already holds a checkpoint is
-    refused. Raises :class:`TrainingDiverged` on a NaN/Inf loss, leaving the last checkpoint as it was.
+    refused. Raises :class:`TrainingDiverged` on a NaN/Inf training loss, held-out loss or metric, or weights,
+    leaving the last checkpoint as it was: a checkpoint holds only finite weights and optimizer state. Temporaries
+    that killed runs left in ``out_dir`` are removed first.
     """
     dist_ = Distributed.from_env()
     ok = False
@@ -56,6 +61,7 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
         raise ValueError(f"`batch` (={config.batch}) must be divisible by the number of processes "
                          f"(={dist_.world}): each process takes an equal slice of the global batch")
     task = make_task(config.task, config.seq_len)
+    check_fits(config, task)
     model = build_model(config, task)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     checkpoint_path = out_dir / CHECKPOINT
@@ -63,19 +69,23 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
     start, history, loss_sum, loss_count, elapsed = 0, [], 0.0, 0, 0.0
     data = None
     if dist_.rank == 0:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"{out_dir} is a file, expected a run folder")
+        if checkpoint_path.exists() and not checkpoint_path.is_file():
+            raise CheckpointError(f"{checkpoint_path} is not a file; expected a checkpoint (or nothing)")
         if checkpoint_path.exists() and not resume:
             raise ValueError(f"{out_dir} already holds a run ({CHECKPOINT}); pass --resume to continue it or "
                              "choose another --out")
+        remove_stale_temporaries(out_dir)
         if resume and checkpoint_path.exists():
-            data = checkpoint_path.read_bytes()
+            data = read_bytes(checkpoint_path, "checkpoint")
     data = dist_.broadcast_bytes(data)
     if data is not None:
-        model_state, optim_state, meta = decode(data, str(checkpoint_path))
-        check_resumable(meta["config"], config.to_dict(), checkpoint_path)
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
-        start, history, elapsed = meta["step"], meta["history"], meta["elapsed"]
-        loss_sum, loss_count = meta["loss_sum"], meta["loss_count"]
+        resumed = read_resumable(data, str(checkpoint_path), model, optimizer, config.to_dict())
+        model.load_state_dict(resumed.model_state)
+        optimizer.load_state_dict(resumed.optimizer_state)
+        start, history, elapsed = resumed.step, resumed.history, resumed.elapsed
+        loss_sum, loss_count = resumed.loss_sum, resumed.loss_count
 
     if dist_.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,8 +96,16 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
     solved_at = next((row["step"] for row in history if row["solved"]), None)
     last_saved = start if data is not None else None
 
+    def where() -> str:
+        return (f"the last good checkpoint (step {last_saved}) is {checkpoint_path}" if last_saved
+                else "no checkpoint had been written yet")
+
     def save(step: int) -> None:
         nonlocal last_saved
+        bad = _first_non_finite(model, optimizer)
+        if bad is not None:  # such a checkpoint could only be resumed into a NaN loss
+            raise TrainingDiverged(f"{bad} became NaN or infinite after step {step}'s update; training stopped, "
+                                   f"{where()}")
         if dist_.rank == 0:
             meta = {"step": step, "history": history, "elapsed": elapsed, "loss_sum": loss_sum,
                     "loss_count": loss_count, "config": config.to_dict()}
@@ -110,9 +128,7 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
             loss = task.loss(wrapped(batch.x), batch)
             value = dist_.mean(loss.item())
             if not math.isfinite(value):
-                where = (f"the last good checkpoint (step {last_saved}) is {checkpoint_path}" if last_saved
-                         else "no checkpoint had been written yet")
-                raise TrainingDiverged(f"loss became {value} at step {step}; training stopped, {where}")
+                raise TrainingDiverged(f"loss became {value} at step {step}; training stopped, {where()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -121,6 +137,10 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
             bar.step(value)
             if step % config.eval_every == 0 or step == config.steps:
                 evals = evaluate(model, task, test)
+                for figure, value in (("loss", evals["loss"]), (task.metric_name, evals["metric"])):
+                    if not math.isfinite(value):  # stop before the row reaches metrics.jsonl or a checkpoint
+                        raise TrainingDiverged(f"held-out {figure} became {value} at step {step}; training "
+                                               f"stopped, {where()}")
                 solved = dist_.broadcast_flag(task.solved(evals))
                 row = evaluation_row(step, loss_sum / loss_count, evals, solved,
                                      elapsed_s=round(elapsed + time.perf_counter() - t0, 3))
@@ -155,6 +175,17 @@ def _train(config: TrainConfig, out_dir: Path, dist_: Distributed, resume: bool,
         save_weights(out_dir / "model.safetensors", model, {"config": json.dumps(config.to_dict())})
         write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def _first_non_finite(model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
+    """The name of the first parameter (or its optimizer state) holding NaN or Inf; None when all are finite."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            return f"parameter {name}"
+        for key, t in optimizer.state.get(p, {}).items():
+            if isinstance(t, torch.Tensor) and not torch.isfinite(t).all():
+                return f"Adam's {key} of {name}"
+    return None
 
 
 __all__ = ["CHECKPOINT", "Distributed", "TrainConfig", "TrainingDiverged", "build_model", "derived_seed", "evaluate",
