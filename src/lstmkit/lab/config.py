@@ -45,7 +45,7 @@ class TrainConfig:
         return cls(**{**d, "model": ModelSpec.from_dict(d["model"])})
 
 
-def check_resumable(saved: dict, current: dict, path: Path) -> None:
+def check_resumable(saved: dict, current: dict, path: Path | str) -> None:
     """Raise unless a checkpoint written under config ``saved`` may continue under ``current`` (both as dicts)."""
     differ = [k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]]
     if differ:

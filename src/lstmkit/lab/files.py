@@ -25,7 +25,7 @@ class WriteError(OSError):
     """A file the lab could not write; the message names the file and the OS's reason."""
 
     def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28] " prefix
-        return self.strerror
+        return self.strerror or super().__str__()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
