@@ -89,7 +89,7 @@ def test_auto_traces_gru_and_rnn_on_the_fused_engine_like_torch_replay(kind, ext
         assert module.engine_for(x, trace=True) == "fused"
         assert module.engine_for(x) == "torch"                   # 7 steps: too short for the fused engine to pay
         long = torch.randn(40, 2, 3)
-        assert module.engine_for(long) == ("fused" if kind == "GRU" else "torch")   # torch's CPU GRU is slower
+        assert module.engine_for(long) == "fused"   # torch's CPU GRU is slower, and its RNN at small per-step sizes
     with torch.enable_grad():                                # differentiable records: torch's kernel + replay
         assert module.engine_for(x, trace=True) == "torch"
         a, b = module.trace(x), replay.trace(x)

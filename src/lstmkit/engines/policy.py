@@ -92,7 +92,7 @@ def choose(backend: str, cell: Cell, config: RunConfig, x: Tensor, trace: bool, 
         if reason:
             raise InputError(f"backend={backend!r} cannot run this call: {reason}; use backend='auto'")
         return engine
-    fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell)
+    fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell, batch)
     torch_reason = torch_kernel.why_not(cell, config, x, trace=trace)
     if fused_first and not trace and torch_reason is None and not fused_pays(cell, steps, batch):
         return torch_kernel

@@ -31,14 +31,21 @@ NAME = "fused"
 CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 
 
-def faster_than_torch(cell: Cell) -> bool:
-    """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it.
+def faster_than_torch(cell: Cell, batch: int | None = None) -> bool:
+    """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it (for
+    calls long enough that its fixed cost pays: :func:`lstmkit.engines.policy.fused_pays`).
 
     True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.2-4.4x
-    slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). Not for the LSTM, whose
-    torch kernel is oneDNN's, nor the RNN (within ±10% in fp32).
+    slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). For the RNN where its
+    per-step product is small (B x H x H under 1M multiply-adds), where torch's RNN, also separate ops per step,
+    pays their call costs: at T=5000, B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms; at
+    the larger bench shapes the two were within ±10%. Never for the LSTM, whose torch kernel is oneDNN's.
     """
-    return type(cell) is GRUCellMath
+    if type(cell) is GRUCellMath:
+        return True
+    if type(cell) is RNNCellMath and batch is not None:
+        return batch * cell.hidden_size * cell.hidden_size < cpu.SMALL_PRODUCT
+    return False
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
