@@ -48,7 +48,8 @@ def make_ours(lstm: torch.nn.LSTM, variant: str, T: int, B: int, dtype: torch.dt
     if variant == "recurrent_mask":
         kw["recurrent_mask"] = torch.empty(B, R).bernoulli_(0.75).div_(0.75).to(dtype)
     if variant == "zoneout":
-        kw["zoneout"] = (torch.empty(T, B, H).bernoulli_(0.1).to(dtype), torch.empty(T, B, R).bernoulli_(0.1).to(dtype))
+        z_h, z_c = torch.empty(T, B, R).bernoulli_(0.1), torch.empty(T, B, H).bernoulli_(0.1)
+        kw["zoneout"] = (z_h.to(dtype), z_c.to(dtype))                     # in the cell's state order (h, c)
     if variant == "lengths":
         kw["lengths"] = torch.randint(T // 2, T + 1, (B,)).sort(descending=True).values
     h0, c0 = torch.zeros(B, R, dtype=dtype), torch.zeros(B, H, dtype=dtype)
