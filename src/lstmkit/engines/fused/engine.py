@@ -37,14 +37,17 @@ def faster_than_torch(cell: Cell, batch: int | None = None) -> bool:
 
     True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.2-4.4x
     slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). For the RNN where its
-    per-step product is small (B x H x H under 1M multiply-adds), where torch's RNN, also separate ops per step,
-    pays their call costs: at T=5000, B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms; at
-    the larger bench shapes the two were within ±10%. Never for the LSTM, whose torch kernel is oneDNN's.
+    per-step product is small, where torch's RNN, also separate ops per step, pays their call costs: at T=5000,
+    B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms, at B=1, H=256 inference 0.82x torch's;
+    but at B=32, H=128 (0.5M multiply-adds per step) inference took 1.23x and forward+backward 0.81x. Hence
+    B x H x H under 1M multiply-adds with a backward to follow, under 128K without. Never for the LSTM, whose
+    torch kernel is oneDNN's.
     """
     if type(cell) is GRUCellMath:
         return True
     if type(cell) is RNNCellMath and batch is not None:
-        return batch * cell.hidden_size * cell.hidden_size < cpu.SMALL_PRODUCT
+        bound = cpu.SMALL_PRODUCT if torch.is_grad_enabled() else cpu.SMALL_PRODUCT // 8
+        return batch * cell.hidden_size * cell.hidden_size < bound
     return False
 
 
@@ -89,7 +92,10 @@ def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tenso
                masks: Masks, config: RunConfig, trace: bool):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
     layer_norm = isinstance(cell, LSTMCellMath) and cell.variant.layer_norm
-    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or layer_norm):
+    # Small per-step products run in fp32 too: a oneDNN bf16 call costs its fixed ~13 us however small the product
+    # (a peephole LSTM at T=5000, B=1, H=2 took 11x torch.nn's bf16 time that way).
+    small = x.shape[1] * cell.output_size * cell.gates * cell.hidden_size < cpu.SMALL_PRODUCT
+    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or layer_norm or small):
         # Layer norm normalises the GEMM results over few features, which magnifies their bf16 rounding: with bf16
         # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
