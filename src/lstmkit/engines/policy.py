@@ -55,9 +55,10 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
     Measured on the AMD EPYC (2 threads, fused / torch time; BENCHMARKS.md, "Small calls"): GRU inference at
     B=1, H=32 is 3.0x at T=1, 1.15x at T=8, 1.09x at T=16; at B=32, H=64 0.84x from T=8; at B=64, H=256 0.75x
     from T=2. With a backward, GRU at B=1, H=32 is 0.80x from T=4. ``proj_size`` (P = H/2) inference at B=32,
-    H=64 was still 1.5x at T=16 (per-step products that small are call overhead), 0.7x from T=4 at B=64,
-    H=256; its training 0.54x at T=16 even when small. Hence: with gradients, T >= 4; without, T >= 8 and
-    T x B >= 32, and for ``proj_size`` a per-step product of at least 1M multiply-adds.
+    H=64 was still 1.6x at T=16 (per-step products that small are call overhead) but 0.69x at T=100, and 0.94x at
+    T=50, B=1, 0.60x at T=5000, B=1, H=2; 0.7x from T=4 at B=64, H=256; its training 0.54x at T=16 even when
+    small. Hence: with gradients, T >= 4; without, T >= 8 and T x B >= 32, and for ``proj_size`` also T >= 32 or
+    a per-step product of at least 1M multiply-adds.
     ``LSTMKIT_FUSED_MIN_STEPS`` replaces the step bound (4 and 8) by its value for both.
     """
     if steps is None or batch is None:
@@ -78,7 +79,7 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
         return False
     if cell.proj_size > 0:
         G, H, R = cell.gates, cell.hidden_size, cell.output_size
-        return batch * R * G * H >= fused.SMALL_PRODUCT
+        return steps >= 32 or batch * R * G * H >= fused.SMALL_PRODUCT
     return True
 
 
