@@ -1,6 +1,7 @@
 """bf16 autocast on every CPU: every module returns torch.nn's dtypes and values within bf16 rounding of float32,
 whether this CPU has bf16 instructions or not (``make test`` also runs this file with oneDNN and MKL held to
-AVX2). Comparisons with torch.nn skip only where torch.nn itself cannot run here, and say so."""
+AVX2). The comparison with torch.nn under autocast, which skips only where torch.nn itself cannot run here and
+says so, is tests/test_fused_engine_gru_rnn.py::test_under_autocast_outputs_and_records_have_torch_nn_dtypes."""
 
 import pytest
 import torch
@@ -77,23 +78,6 @@ def test_cells_run_under_bf16_autocast(kind):
     for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,),
                     strict=True):
         assert relative(a, b) < 3e-2
-
-
-@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
-def test_bf16_autocast_matches_torch_nn_where_torch_nn_runs(kind):
-    kernel = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[kind]
-    error = cpu.torch_kernel_runs_bf16(kernel)
-    if error:
-        pytest.skip(f"torch.nn.{kind} cannot run under bf16 autocast on this CPU: {error}")
-    torch.manual_seed(0)
-    ours = getattr(lstmkit, kind)(8, 6)
-    theirs = getattr(torch.nn, kind)(8, 6)
-    theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(12, 3, 8)
-    with torch.no_grad(), torch.autocast(**BF16):
-        want, got = theirs(x)[0], ours(x)[0]
-    assert got.dtype == want.dtype
-    torch.testing.assert_close(got.float(), want.float(), atol=3e-2, rtol=3e-2)
 
 
 @pytest.fixture

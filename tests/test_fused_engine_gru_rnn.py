@@ -132,7 +132,7 @@ def test_output_modified_in_place_still_backpropagates(kind, kw):
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
 def test_under_autocast_outputs_and_records_have_torch_nn_dtypes(kind):
-    error = cpu.torch_kernel_runs_bf16(kind.lower().replace("rnn", "rnn_tanh") if kind == "RNN" else kind.lower())
+    error = cpu.torch_kernel_runs_bf16({"LSTM": "lstm", "GRU": "gru", "RNN": "rnn_tanh"}[kind])
     if error:
         pytest.skip(f"torch.nn.{kind} cannot run under bf16 autocast on this CPU: {error}")
     torch.manual_seed(0)

@@ -150,7 +150,7 @@ class InputForm:
         if self.packed is not None:
             p = self.packed
             return PackedSequence(out.packed_data(), p.batch_sizes, p.sorted_indices, p.unsorted_indices)
-        padded = out.time_major().transpose(0, 1) if self.batch_first else out.time_major()
+        padded = out.values()                       # in this form's layout: engines keep the batch's batch_first
         return padded.squeeze(self._batch_dim) if self.unbatched else padded
 
     def record(self, r: Tensor) -> Tensor:

@@ -73,7 +73,7 @@ class RecurrentCell(nn.Module):
 
     def forward(self, input: Tensor, hx=None):
         _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
-        _checks.parameters(list(self.named_parameters()))
+        _checks.parameters(self)
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input                          # (B, I)
         state = self._states(hx, x, unbatched)

@@ -164,9 +164,9 @@ class Recurrent(nn.Module):
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
         """
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=False, steps=seq.steps,
-                        batch=seq.batch)
-        out, state, _ = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=False)
+        config = self._config()
+        engine = self._engine(seq, config, trace=False)
+        out, state, _ = engine.run(self.cell, seq, hx, self._weights(), config, trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
     def trace(self, input, hx=None) -> Trace:
@@ -185,9 +185,9 @@ class Recurrent(nn.Module):
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
         functions of the parameters and the input."""
         form, seq, hx = self._prepare(input, hx)
-        engine = choose(self.backend, self.cell, self._config(), seq.values(), trace=True, steps=seq.steps,
-                        batch=seq.batch)
-        out, state, records = engine.run(self.cell, seq, hx, self._weights(), self._config(), trace=True)
+        config = self._config()
+        engine = self._engine(seq, config, trace=True)
+        out, state, records = engine.run(self.cell, seq, hx, self._weights(), config, trace=True)
         assert records is not None                  # every engine returns records when asked to trace
         make = record_type(self.cell.records)
         shaped = [[make(*(form.record(r) for r in rec)) for rec in row] for row in records]
@@ -197,14 +197,18 @@ class Recurrent(nn.Module):
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
         _, seq, _ = self._prepare(input, hx)
-        return choose(self.backend, self.cell, self._config(), seq.values(), trace=trace, steps=seq.steps,
-                      batch=seq.batch).NAME
+        return self._engine(seq, self._config(), trace=trace).NAME
+
+    def _engine(self, seq: Sequences, config: RunConfig, *, trace: bool):
+        """The engine for this call (:func:`lstmkit.engines.choose`); an explicit backend that cannot serve it
+        raises."""
+        return choose(self.backend, self.cell, config, seq.values(), trace, steps=seq.steps, batch=seq.batch)
 
     def _prepare(self, input, hx) -> tuple[InputForm, Sequences, tuple[Tensor, ...]]:
         """Checks the call and turns it into engine form: the caller's form, the batch, the initial states."""
         weight = getattr(self, self._flat_weights_names[0])
         _checks.sequence_input(input, input_size=self.input_size, weight=weight, batch_first=self.batch_first)
-        _checks.parameters(list(self.named_parameters()))
+        _checks.parameters(self)
         form = InputForm.of(input, self.batch_first)
         seq = form.sequences(input)
         x = seq.values()

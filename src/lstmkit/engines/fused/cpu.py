@@ -106,23 +106,16 @@ def capabilities() -> Capabilities:
 def torch_kernel_runs_bf16(kernel: str) -> str:
     """'' when torch's fused kernel ``kernel`` ("lstm", "gru", "rnn_tanh", "rnn_relu") runs under bf16 autocast on
     this CPU, else its error (a tiny try, once per process)."""
-    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}.get(kernel)
-    if kernel == "rnn_relu":
-        def make() -> torch.nn.Module:
-            return torch.nn.RNN(4, 4, nonlinearity="relu")
-    elif module is not None:
-        def make() -> torch.nn.Module:
-            return module(4, 4)
-    else:
-        raise AssertionError(f"unknown kernel {kernel!r}")
+    make = {"lstm": lambda: torch.nn.LSTM(4, 4), "gru": lambda: torch.nn.GRU(4, 4),
+            "rnn_tanh": lambda: torch.nn.RNN(4, 4), "rnn_relu": lambda: torch.nn.RNN(4, 4, nonlinearity="relu")}
 
     def run():
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            make()(torch.ones(2, 1, 4))
+            make[kernel]()(torch.ones(2, 1, 4))
     return _try(run)
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int = 7, calls: int = 8) -> float:
+def _best_seconds(fn: Callable[[], object], repeats: int = 7, calls: int = 8) -> float:
     """The fastest of `repeats` timings (the least disturbed by other work on the machine), per call."""
     fn()
     times = []
@@ -134,31 +127,27 @@ def _median_seconds(fn: Callable[[], object], repeats: int = 7, calls: int = 8) 
     return min(times)
 
 
+@functools.cache
 def _measure_gemm(shape: tuple[int, int, int]) -> tuple[float, float]:
     """Seconds per step-sized product (M x K) @ (K x N), float32: (MKL packed, oneDNN reordered)."""
     M, K, N = shape
     a, w = torch.randn(M, K), torch.randn(N, K)
     packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
     reordered = torch.ops.mkldnn._reorder_linear_weight(w, M)
-    mkl = _median_seconds(lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M))
-    onednn = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, reordered, None, "none", [], ""))
+    mkl = _best_seconds(lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M))
+    onednn = _best_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, reordered, None, "none", [], ""))
     return mkl, onednn
 
 
 def _measure_bf16(gemm: str) -> tuple[float, float]:
-    """Seconds per step-sized product in bf16 (oneDNN) and in fp32 with the operands widened (the fp32 strategy)."""
-    M, K, N = 64, 512, 2048
-    a, w = torch.randn(M, K), torch.randn(N, K)
-    a16, w16 = a.bfloat16(), w.bfloat16()
+    """Seconds per large step-sized product in bf16 (oneDNN) and in fp32 with the chosen library (the fp32
+    strategy; the same measurement the GEMM choice made)."""
+    M, K, N = LARGE_SHAPE
+    a16, w16 = torch.randn(M, K).bfloat16(), torch.randn(N, K).bfloat16()
     reordered16 = torch.ops.mkldnn._reorder_linear_weight(w16, M)
-    bf16 = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a16, reordered16, None, "none", [], ""))
-    if gemm == "mkl":
-        packed = torch.ops.mkl._mkl_reorder_linear_weight(w, M)
-        fp32 = _median_seconds(lambda: torch.ops.mkl._mkl_linear(a, packed, w, None, M))
-    else:
-        reordered = torch.ops.mkldnn._reorder_linear_weight(w, M)
-        fp32 = _median_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a, reordered, None, "none", [], ""))
-    return bf16, fp32
+    bf16 = _best_seconds(lambda: torch.ops.mkldnn._linear_pointwise(a16, reordered16, None, "none", [], ""))
+    mkl, onednn = _measure_gemm(LARGE_SHAPE)
+    return bf16, mkl if gemm == "mkl" else onednn
 
 
 def _override(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -228,6 +217,7 @@ def remeasure() -> Choice:
     """Forget the saved choice and measure again (``lstmkit build`` does, so it can be redone on a quiet machine)."""
     with contextlib.suppress(OSError):
         os.remove(_saved_choice_path())
+    _measure_gemm.cache_clear()
     choice.cache_clear()
     return choice()
 
@@ -264,11 +254,13 @@ def gemm_id(dtype: torch.dtype, step_product: int) -> int:
     """
     c = choice()
     if dtype == torch.bfloat16:
-        return 1 if c.bf16 == "bf16" else 0
+        return 0 if bf16_runs_as_fp32(step_product) else 1
     library = c.gemm_small if step_product < SMALL_PRODUCT else c.gemm
     return 1 if library == "onednn" else 0
 
 
-def bf16_runs_as_fp32() -> bool:
-    """Whether a call under bf16 autocast runs wholly in float32 (the ``"fp32"`` strategy)."""
-    return choice().bf16 == "fp32"
+def bf16_runs_as_fp32(step_product: int) -> bool:
+    """Whether a call under bf16 autocast whose per-step product has ``step_product`` multiply-adds runs in
+    float32: with the ``"fp32"`` strategy, and for small products with either (a oneDNN bf16 call costs its fixed
+    ~13 us however small the product: a peephole LSTM at T=5000, B=1, H=2 took 11x torch.nn's bf16 time)."""
+    return choice().bf16 == "fp32" or step_product < SMALL_PRODUCT

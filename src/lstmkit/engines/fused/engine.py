@@ -92,10 +92,8 @@ def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tenso
                masks: Masks, config: RunConfig, trace: bool):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
     layer_norm = isinstance(cell, LSTMCellMath) and cell.variant.layer_norm
-    # Small per-step products run in fp32 too: a oneDNN bf16 call costs its fixed ~13 us however small the product
-    # (a peephole LSTM at T=5000, B=1, H=2 took 11x torch.nn's bf16 time that way).
-    small = x.shape[1] * cell.output_size * cell.gates * cell.hidden_size < cpu.SMALL_PRODUCT
-    if dt == torch.bfloat16 and (cpu.bf16_runs_as_fp32() or layer_norm or small):
+    step_product = x.shape[1] * cell.output_size * cell.gates * cell.hidden_size          # B x R x G*H
+    if dt == torch.bfloat16 and (layer_norm or cpu.bf16_runs_as_fp32(step_product)):
         # Layer norm normalises the GEMM results over few features, which magnifies their bf16 rounding: with bf16
         # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
