@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from ..cells import Cell, Weights
+from ..interventions import Edit, edit_step
 from ..sequences import Sequences, step_mask
 from .config import Masks, RunConfig
 from .layers import run_layers
@@ -45,18 +46,34 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 
 def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
-                  masks: Masks, config: RunConfig, trace: bool):
-    """One layer in one (forward) direction. x (T, B, I) -> y (T, B, R), final state, records or None."""
+                  masks: Masks, config: RunConfig, trace: bool, edits: dict[str, Edit] | None = None):
+    """One layer in one (forward) direction. x (T, B, I) -> y (T, B, R), final state, records or None.
+
+    ``edits`` (interventions, :mod:`lstmkit.interventions`): the cell edits each record where it computes it,
+    except the states when zoneout mixes them or the cell's ``step`` takes no ``edit``: then they are edited here,
+    after the step and zoneout, as the carried values."""
     if masks.recurrent is not None:
         w = Weights(**{**w.__dict__, "recurrent_mask": masks.recurrent})
     xw = cell.project_input(x, w)                                               # (T, B, G*H)
     ys, recs = [], []
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
+    zoneout = masks.zoneout is not None or keep_p is not None
+    edits = edits or {}
+    by_cell = cell.takes_edit()
+    inner = tuple(n for n in cell.records if not (zoneout and n in cell.states)) if by_cell else ()
+    after = tuple(n for n in cell.states if edits and n in edits and n not in inner)
     for t in range(x.shape[0]):
-        new, rec = cell.step(xw[t], state, w)
+        if edits and by_cell:
+            new, rec = cell.step(xw[t], state, w, edit=edit_step(edits, t, inner))
+        else:
+            new, rec = cell.step(xw[t], state, w)
         keep = tuple(z[t] for z in masks.zoneout) if masks.zoneout is not None else keep_p
         if keep is not None:
             new = zoneout_mix(new, state, keep)
+        if after:
+            edit = edit_step(edits, t, after)
+            new = tuple(edit(name, s) for name, s in zip(cell.states, new, strict=True))
+        if keep is not None or after:
             rec = _with_states(cell, rec, new)
         alive = step_mask(lengths, t, x)                                        # (B, 1) or None
         if alive is not None:

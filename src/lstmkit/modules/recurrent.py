@@ -8,14 +8,17 @@ the cell (``lstmkit.cells``); the loop over steps, layers and directions in the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
 from .. import _checks
+from .. import interventions as iv
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
@@ -68,6 +71,7 @@ class Recurrent(nn.Module):
             raise InputError(f"`proj_size` is only supported by LSTM cells, got proj_size={proj_size} for "
                              f"{type(self.cell).__name__}")
         self.backend = check_backend(backend, self.cell, self._config())
+        self._interventions: tuple[iv.Intervention, ...] = ()       # active in `with module.intervene(...)`
         self._make_parameters(device, dtype)
         self.reset_parameters()
 
@@ -143,7 +147,7 @@ class Recurrent(nn.Module):
 
     # -- the call -------------------------------------------------------------------------------------------
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, *, interventions=None):
         r"""Runs the cell over every step, layer and direction, as torch.nn.LSTM/GRU/RNN's ``forward``.
 
         Shapes: ``T`` steps, ``B`` batch, ``I`` input_size, ``H`` hidden_size, ``P`` proj_size, ``R = P`` if
@@ -162,14 +166,18 @@ class Recurrent(nn.Module):
               concatenated.
             - **h_n**: ``(D*L, B, R)``, the final ``h`` of every layer and direction; **c_n**: ``(D*L, B, H)``,
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
+
+        ``interventions``: None, or interventions (:mod:`lstmkit.interventions`: ``lstmkit.clamp``, ``scale``,
+        ``add``, ``ablate``, ``patch``) applied inside the recurrence for this call, after those of an enclosing
+        :meth:`intervene` block.
         """
         form, seq, hx = self._prepare(input, hx)
-        config = self._config()
+        config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=False)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), config, trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
-    def trace(self, input, hx=None) -> Trace:
+    def trace(self, input, hx=None, *, interventions=None) -> Trace:
         """Runs like ``forward`` and also returns every step's gates and states.
 
         Inputs: ``input, hx`` as for :meth:`forward`.
@@ -183,21 +191,62 @@ class Recurrent(nn.Module):
               ``S`` is ``H`` for gates and ``c``, ``R`` for ``h``.
 
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
-        functions of the parameters and the input."""
+        functions of the parameters and the input. ``interventions`` as for :meth:`forward`; the records show the
+        intervened values."""
         form, seq, hx = self._prepare(input, hx)
-        config = self._config()
+        config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=True)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), config, trace=True)
         assert records is not None                  # every engine returns records when asked to trace
         make = record_type(self.cell.records)
         shaped = [[make(*(form.record(r) for r in rec)) for rec in row] for row in records]
-        return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq))
+        return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq),
+                     self.batch_first)
 
-    def engine_for(self, input, hx=None, *, trace: bool = False) -> str:
+    def engine_for(self, input, hx=None, *, trace: bool = False, interventions=None) -> str:
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
-        _, seq, _ = self._prepare(input, hx)
-        return self._engine(seq, self._config(), trace=trace).NAME
+        form, seq, _ = self._prepare(input, hx)
+        return self._engine(seq, self._call_config(form, seq, interventions), trace=trace).NAME
+
+    @contextmanager
+    def intervene(self, *interventions: iv.Intervention) -> Iterator[Recurrent]:
+        """Applies ``interventions`` to every call (forward and trace) inside the ``with`` block::
+
+            with lstm.intervene(lstmkit.clamp("f", 1.0), lstmkit.ablate("c", units=[3])):
+                y, _ = lstm(x)
+
+        Blocks nest (the outer block's interventions apply first); a call's own ``interventions`` apply after."""
+        model = self._intervention_model()
+        for k, i in enumerate(interventions):
+            iv.check(i, k, model)
+        before = self._active_interventions()
+        self._interventions = (*before, *interventions)
+        try:
+            yield self
+        finally:
+            self._interventions = before
+
+    def _active_interventions(self) -> tuple[iv.Intervention, ...]:
+        return getattr(self, "_interventions", ())          # (absent on a module pickled before interventions)
+
+    def _intervention_model(self) -> iv.Model:
+        cell = self.cell
+        editable = cell.records if cell.takes_edit() else tuple(n for n in cell.records if n in cell.states)
+        return iv.Model(cell.records, editable, {n: cell.record_size(n) for n in cell.records}, self.num_layers,
+                        2 if self.bidirectional else 1, self.batch_first)
+
+    def _call_config(self, form: InputForm, seq: Sequences, interventions) -> RunConfig:
+        """The call's RunConfig: the module's, plus the active interventions in engine form. None active: the
+        module's config unchanged (the call runs exactly as it would without interventions)."""
+        config = self._config()
+        active = [*self._active_interventions(), *iv.as_list(interventions)]
+        if not active:
+            return config
+        x = seq.values()
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        edits = iv.compile_edits(active, self._intervention_model(), form, seq, dtype)
+        return dataclasses.replace(config, edits=edits)
 
     def _engine(self, seq: Sequences, config: RunConfig, *, trace: bool):
         """The engine for this call (:func:`lstmkit.engines.choose`); an explicit backend that cannot serve it

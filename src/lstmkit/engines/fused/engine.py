@@ -76,6 +76,8 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
             return f"the fused engine runs on CPU only, the input is on {x.device}"
         if compute_dtype(x) not in DTYPES:
             return f"the fused engine runs float32, float64 and bfloat16, not {compute_dtype(x)}"
+    if config.edits:
+        return "the fused engine does not run interventions yet"
     if trace and torch.is_grad_enabled():
         return "its trace records carry no gradient; trace under torch.no_grad() or use 'reference'"
     if not build.is_available():
@@ -89,7 +91,7 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
-               masks: Masks, config: RunConfig, trace: bool):
+               masks: Masks, config: RunConfig, trace: bool, edits: dict | None = None):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
     layer_norm = isinstance(cell, LSTMCellMath) and cell.variant.layer_norm
     step_product = x.shape[1] * cell.output_size * cell.gates * cell.hidden_size          # B x R x G*H
