@@ -386,3 +386,24 @@ def test_torch_backend_says_why_and_names_auto():
     with pytest.raises(ValueError, match="opaque call, so an intervention cannot reach inside it; use "
                                          "backend='auto'"):
         lstm(torch.randn(5, 2, 2), interventions=[clamp("f", 1.0)])
+
+
+def test_cell_modules_take_interventions_on_their_one_step():
+    torch.manual_seed(0)
+    cell = lstmkit.LSTMCell(2, 4)
+    x, h, c = torch.randn(3, 2), torch.randn(3, 4), torch.randn(3, 4)
+    h1, c1 = cell(x, (h, c), interventions=[clamp("f", 0.0, rows=[1]), scale("h", 2.0, units=[0])])
+    p = {"weight_ih": cell.weight_ih, "weight_hh": cell.weight_hh, "bias_ih": cell.bias_ih, "bias_hh": cell.bias_hh}
+    edits = {"f": [({0}, torch.tensor([1]), torch.arange(4), lambda v: 0 * v)],
+             "h": [({0}, torch.arange(3), torch.tensor([0]), lambda v: 2 * v)]}
+    want = manual_lstm(x.unsqueeze(0), p, edits, h, c)
+    torch.testing.assert_close(h1, want[5][0])
+    torch.testing.assert_close(c1, want[4][0])
+    gru = lstmkit.GRUCell(2, 4)
+    with gru.intervene(clamp("h", 0.5, units=[2])):
+        assert (gru(x)[:, 2] == 0.5).all()
+    assert (lstmkit.RNNCell(2, 4)(x[0], interventions=[ablate("h")]) == 0).all()       # unbatched
+    with pytest.raises(ValueError, match="`steps` 1 is out of range: the input has 1 steps"):
+        cell(x, interventions=[clamp("f", 0.0, steps=1)])
+    with pytest.raises(ValueError, match="cannot run this call.*intervention"):
+        lstmkit.LSTMCell(2, 4, backend="torch")(x, interventions=[clamp("f", 0.0)])

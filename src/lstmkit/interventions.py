@@ -39,7 +39,8 @@ or the mean), patch (0, source); a composition of affine maps is affine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -342,6 +343,35 @@ def _engine_order(e: Tensor, form: InputForm, lengths: Tensor | None, direction:
     if direction == 1:
         e = reverse_within(e, lengths)
     return e.contiguous()
+
+
+class Intervenable:
+    """What a module needs to take interventions in ``with module.intervene(...)`` blocks; the module supplies
+    ``_intervention_model()``."""
+
+    def _intervention_model(self) -> Model:
+        raise NotImplementedError
+
+    @contextmanager
+    def intervene(self, *interventions: Intervention) -> Iterator:
+        """Applies ``interventions`` to every call (forward and trace) inside the ``with`` block::
+
+            with lstm.intervene(lstmkit.clamp("f", 1.0), lstmkit.ablate("c", units=[3])):
+                y, _ = lstm(x)
+
+        Blocks nest (the outer block's interventions apply first); a call's own ``interventions`` apply after."""
+        model = self._intervention_model()
+        for k, i in enumerate(interventions):
+            check(i, k, model)
+        before = self._active_interventions()
+        self._interventions = (*before, *interventions)
+        try:
+            yield self
+        finally:
+            self._interventions = before
+
+    def _active_interventions(self) -> tuple[Intervention, ...]:
+        return getattr(self, "_interventions", ())          # (absent on a module pickled before interventions)
 
 
 def edit_step(edits: dict[str, Edit], t: int, names: Sequence[str] | None = None):

@@ -27,6 +27,9 @@ from torch import Tensor
 Edit = Callable[[str, Tensor], Tensor]
 
 
+_TAKES_EDIT: dict[type, bool] = {}
+
+
 def unedited(name: str, v: Tensor) -> Tensor:
     """The ``edit`` of a step without interventions: every record as computed."""
     return v
@@ -120,8 +123,11 @@ class Cell:
     @classmethod
     def takes_edit(cls) -> bool:
         """Whether this cell's ``step`` accepts ``edit`` (see :meth:`step`)."""
-        params = inspect.signature(cls.step).parameters
-        return "edit" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        if cls not in _TAKES_EDIT:
+            params = inspect.signature(cls.step).parameters
+            _TAKES_EDIT[cls] = "edit" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                                       for p in params.values())
+        return _TAKES_EDIT[cls]
 
     def replay(self, xw: Tensor, hw: Tensor, y: Tensor, state0: tuple[Tensor, ...]) -> tuple:
         """The records of a whole sequence recovered after a fused kernel ran it, without a step loop.

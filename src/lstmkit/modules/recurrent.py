@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +25,7 @@ from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
 
 
-class Recurrent(nn.Module):
+class Recurrent(iv.Intervenable, nn.Module):
     """Runs ``cell`` (a :class:`lstmkit.cells.Cell` class, called as ``cell(hidden_size, proj_size)``) over
     sequences, with torch.nn.RNNBase's constructor arguments plus:
 
@@ -39,6 +38,9 @@ class Recurrent(nn.Module):
     - ``zoneout``: each unit of each state keeps its previous value with this probability (Krueger et al.
       2016): ``s_t = z ⊙ s_{t-1} + (1 − z) ⊙ s̃_t`` with ``z ~ Bernoulli(p)`` in training and the expectation
       ``p s_{t-1} + (1 − p) s̃_t`` in eval.
+
+    ``forward`` and ``trace`` take ``interventions=``, and ``with module.intervene(...)`` applies some to every
+    call in a block (:mod:`lstmkit.interventions`).
     """
 
     def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, num_layers: int = 1,
@@ -209,27 +211,6 @@ class Recurrent(nn.Module):
         form, seq, _ = self._prepare(input, hx)
         return self._engine(seq, self._call_config(form, seq, interventions), trace=trace).NAME
 
-    @contextmanager
-    def intervene(self, *interventions: iv.Intervention) -> Iterator[Recurrent]:
-        """Applies ``interventions`` to every call (forward and trace) inside the ``with`` block::
-
-            with lstm.intervene(lstmkit.clamp("f", 1.0), lstmkit.ablate("c", units=[3])):
-                y, _ = lstm(x)
-
-        Blocks nest (the outer block's interventions apply first); a call's own ``interventions`` apply after."""
-        model = self._intervention_model()
-        for k, i in enumerate(interventions):
-            iv.check(i, k, model)
-        before = self._active_interventions()
-        self._interventions = (*before, *interventions)
-        try:
-            yield self
-        finally:
-            self._interventions = before
-
-    def _active_interventions(self) -> tuple[iv.Intervention, ...]:
-        return getattr(self, "_interventions", ())          # (absent on a module pickled before interventions)
-
     def _intervention_model(self) -> iv.Model:
         cell = self.cell
         editable = cell.records if cell.takes_edit() else tuple(n for n in cell.records if n in cell.states)
@@ -240,6 +221,8 @@ class Recurrent(nn.Module):
         """The call's RunConfig: the module's, plus the active interventions in engine form. None active: the
         module's config unchanged (the call runs exactly as it would without interventions)."""
         config = self._config()
+        if interventions is None and not self._active_interventions():
+            return config
         active = [*self._active_interventions(), *iv.as_list(interventions)]
         if not active:
             return config
