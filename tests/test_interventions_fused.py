@@ -176,3 +176,27 @@ def test_fused_layer_functions_check_their_edits():
         lstm_layer(*args, edits={"f": (torch.ones(3, 2, 5), torch.zeros(3, 2, 5))})
     with pytest.raises(ValueError, match=r"records this cell does not have: \['r'\]"):
         lstm_layer(*args, edits={"r": (torch.ones(3, 2, 4), torch.zeros(3, 2, 4))})
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_streaming_inference_applies_edits_in_every_chunk(kind):
+    # Inference without a trace streams a_x a chunk of steps at a time (~1024 rows): T=300, B=4 is two chunks.
+    fast, slow = _pair(kind, dict(input_size=3, hidden_size=4))
+    x = torch.randn(300, 4, 3, dtype=F64)
+    ivs = [clamp("h", 0.25, units=[1], steps=slice(250, 290)), scale(fast.cell.records[1], 0.5, rows=[2])]
+    with torch.no_grad():
+        got, want = fast(x, interventions=ivs), slow(x, interventions=ivs)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    assert (got[0][250:290, :, 1] == 0.25).all()
+
+
+def test_bf16_autocast_runs_interventions_on_the_fused_engine():
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(8, 16, backend="fused", peephole=True)
+    x = torch.randn(12, 3, 8)
+    ivs = [clamp("c", 0.5, units=[0, 1], steps=slice(4, None)), scale("o", 0.5)]
+    exact, _ = lstm(x, interventions=ivs)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        tr = lstm.trace(x, interventions=ivs)
+    assert (tr[0, 0].c[4:, :, :2] == 0.5).all()
+    torch.testing.assert_close(tr.output.float(), exact, atol=3e-2, rtol=3e-2)
