@@ -78,6 +78,7 @@ inline void gru_rnn_edited_gates(const GruRnnLayer<scalar_t, acc_t>& L, int64_t 
   if (L.kind == CellKind::Gru) {
     const acc_t* __restrict k_z = L.gate_keep(1, e), * __restrict v_z = L.gate_value(1, e);
     const acc_t* __restrict k_n = L.gate_keep(2, e), * __restrict v_n = L.gate_value(2, e);
+#pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       acc_t r_ = k_0[j] * sigmoid(acc_t(ax[j]) + b_ih[j] + acc_t(ah[j]) + b_hh[j]) + v_0[j];
       acc_t z = k_z[j] * sigmoid(acc_t(ax[H + j]) + b_ih[H + j] + acc_t(ah[H + j]) + b_hh[H + j]) + v_z[j];
@@ -91,6 +92,7 @@ inline void gru_rnn_edited_gates(const GruRnnLayer<scalar_t, acc_t>& L, int64_t 
     }
   } else {
     const bool relu = L.kind == CellKind::RnnRelu;
+#pragma omp simd
     for (int64_t j = 0; j < H; ++j) {
       acc_t a = k_0[j] * (acc_t(ax[j]) + b_ih[j] + acc_t(ah[j]) + b_hh[j]) + v_0[j];
       gt[j] = a;
