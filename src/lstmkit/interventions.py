@@ -319,6 +319,8 @@ def _index(spec: Index, size: int, arg: str, where: str, bound: str) -> Tensor:
         except (TypeError, ValueError, RuntimeError):
             raise InputTypeError(f"{where}: `{arg}` must be None, an int, a slice, a sequence of ints or a bool "
                                  f"mask, got {type(spec).__name__}") from None
+        if items.numel() == 0 and items.dim() == 1:
+            return torch.zeros(0, dtype=torch.long)                  # an empty selection: changes nothing
         if items.dtype == torch.bool:
             if items.shape != (size,):
                 raise InputError(f"{where}: a bool mask `{arg}` must have {size} entries ({bound}), got shape "
