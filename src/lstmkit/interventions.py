@@ -218,7 +218,7 @@ def compile_edits(interventions: Sequence[Intervention], model: Model, form: Inp
                              f"{iv.rows!r}")
         b = _index(iv.rows, B, "rows", where, f"the batch has {B} rows")
         u = _index(iv.units, S, "units", where, f"record {iv.name!r} has {S} features")
-        ix = (t.view(-1, 1, 1), b.view(1, -1, 1), u.view(1, 1, -1))
+        ix = _block(t, b, u)
         k_op, v_op = _operator(iv, where, model, form, u, ix, (T, B, S), dtype, device)
         plan.setdefault((layer, d, iv.name), []).append((iv, ix, k_op, v_op))
 
@@ -228,8 +228,12 @@ def compile_edits(interventions: Sequence[Intervention], model: Model, form: Inp
         keep = torch.ones(T, B, S, dtype=dtype, device=device)
         value = torch.zeros(T, B, S, dtype=dtype, device=device)
         for _, ix, k_op, v_op in ops:                          # v'' = k (keep v + value) + v_op = (k keep) v + ...
-            keep[ix] = keep[ix] * k_op
-            value[ix] = value[ix] * k_op + v_op
+            if all(isinstance(i, slice) for i in ix):           # a view: changed in place
+                keep[ix].mul_(k_op)
+                value[ix].mul_(k_op).add_(v_op)
+            else:
+                keep[ix] = keep[ix] * k_op
+                value[ix] = value[ix] * k_op + v_op
         keep, value = (_engine_order(e, form, lengths, d) for e in (keep, value))
         maps.setdefault((layer, d), {})[name] = (keep, value)
     return Edits(maps)
@@ -335,6 +339,28 @@ def _index(spec: Index, size: int, arg: str, where: str, bound: str) -> Tensor:
         raise InputError(f"{where}: `{arg}` {bad[0].item()} is out of range: {bound} (indices -{size} to "
                          f"{size - 1})")
     return items.long() % max(size, 1)
+
+
+def _block(t: Tensor, b: Tensor, u: Tensor) -> tuple:
+    """The index of the selected (steps, rows, units) block of a (T, B, S) tensor: basic slices where each index is
+    a progression (a view, cheap to change in place: the common case), else broadcast index tensors."""
+    sl = tuple(_as_slice(i) for i in (t, b, u))
+    if all(isinstance(i, slice) for i in sl):
+        return sl
+    return t.view(-1, 1, 1), b.view(1, -1, 1), u.view(1, 1, -1)
+
+
+def _as_slice(i: Tensor) -> slice | None:
+    """``i`` (sorted ascending with a constant positive step) as a slice, else None."""
+    if len(i) == 0:
+        return slice(0, 0)
+    first, last = int(i[0]), int(i[-1])
+    if len(i) == 1:
+        return slice(first, first + 1)
+    step = int(i[1]) - first
+    if step <= 0 or (last - first) != step * (len(i) - 1) or not torch.equal(i, torch.arange(first, last + 1, step)):
+        return None
+    return slice(first, last + 1, step)
 
 
 def _engine_order(e: Tensor, form: InputForm, lengths: Tensor | None, direction: int) -> Tensor:
