@@ -254,7 +254,8 @@ def test_nothing_active_is_todays_path():
     for module in (lstmkit.LSTM(3, 8, num_layers=2), lstmkit.GRU(3, 8), lstmkit.LSTM(3, 8, peephole=True)):
         x = torch.randn(12, 4, 3)
         y0, s0 = module(x)
-        assert module._call_config(*module._prepare(x, None)[:2], None) == module._config()
+        config = module._call_config(*module._prepare(x, None)[:2], None)
+        assert config == module._config() and config.edits is None
         with module.intervene():
             y1, s1 = module(x, interventions=[])
             assert module.engine_for(x, interventions=[]) == module.engine_for(x)
