@@ -228,9 +228,12 @@ def compile_edits(interventions: Sequence[Intervention], model: Model, form: Inp
         keep = torch.ones(T, B, S, dtype=dtype, device=device)
         value = torch.zeros(T, B, S, dtype=dtype, device=device)
         for _, ix, k_op, v_op in ops:                          # v'' = k (keep v + value) + v_op = (k keep) v + ...
-            if all(isinstance(i, slice) for i in ix):           # a view: changed in place
-                keep[ix].mul_(k_op)
-                value[ix].mul_(k_op).add_(v_op)
+            if all(isinstance(i, slice) for i in ix):           # a view: changed in place, trivial steps skipped
+                if not _is(k_op, 1.0):
+                    keep[ix].mul_(k_op)
+                    value[ix].mul_(k_op)
+                if not _is(v_op, 0.0):
+                    value[ix].add_(v_op)
             else:
                 keep[ix] = keep[ix] * k_op
                 value[ix] = value[ix] * k_op + v_op
@@ -339,6 +342,11 @@ def _index(spec: Index, size: int, arg: str, where: str, bound: str) -> Tensor:
         raise InputError(f"{where}: `{arg}` {bad[0].item()} is out of range: {bound} (indices -{size} to "
                          f"{size - 1})")
     return items.long() % max(size, 1)
+
+
+def _is(op: Tensor | float, number: float) -> bool:
+    """Whether an operand is the plain float ``number`` (so multiplying by it or adding it changes nothing)."""
+    return isinstance(op, float) and op == number
 
 
 def _block(t: Tensor, b: Tensor, u: Tensor) -> tuple:
