@@ -1,4 +1,5 @@
-"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``bench``,
+"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``explore``
+(the gate explorer), ``bench``,
 and ``info`` and ``build`` (the fused engine).
 
 Each subcommand is one function that adds its parser and names the function that runs it (the lab's in
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable
 
 from .engine_commands import ENGINE_SUBCOMMANDS
+from .explore_command import explore_parser
 from .lab_commands import LAB_SUBCOMMANDS
 from .signals import Terminated, signals_raise
 from .types import MODEL_NAMES, TASK_NAMES
@@ -34,7 +36,7 @@ def _bench_parser(sub) -> Callable:
     return bench.run
 
 
-SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, _bench_parser, *ENGINE_SUBCOMMANDS]
+SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, explore_parser, _bench_parser, *ENGINE_SUBCOMMANDS]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
