@@ -1,5 +1,8 @@
 """The JSON the page reads: a subject's description and, per sequence, layer and direction, every record.
 
+A sequence's records are those of ``rnn.trace`` on that sequence alone under ``torch.no_grad()`` (inference; the
+engines may differ from a batched or gradient-recording call in the last bits of a float32).
+
 Records travel as base64 of little-endian float32, row-major ``(T, S)``: the exact values ``trace`` holds (a
 float32 model's values bit for bit), about a third of the size of decimal text. The page decodes them into
 ``Float32Array``s (``explorer.js``: ``decodeRecord``).
