@@ -52,6 +52,8 @@ def build_app(subjects: list[Subject]):
                 return JSONResponse({"error": str(err)}, status_code=400)
             except KeyError as err:
                 return JSONResponse({"error": f"the request lacks the field {err}"}, status_code=400)
+            except Exception as err:  # our bug, not the user's: still a message the page can show
+                return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
         return run
 
     def pick(params) -> Subject:

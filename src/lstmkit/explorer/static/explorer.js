@@ -551,7 +551,11 @@ async function init() {
   $("tab-compare").hidden = state.meta.subjects.length < 2;
 
   const reload = () => loadMain().catch(showError);
-  $("seq").addEventListener("change", () => { state.seq = Number($("seq").value); state.selection = null; reload(); });
+  $("seq").addEventListener("change", () => {
+    const seq = Number($("seq").value);
+    if (seq === state.seq) return;  // (a blur fires "change" again with the same value)
+    state.seq = seq; state.selection = null; reload();
+  });
   $("layer").addEventListener("change", () => { state.layer = Number($("layer").value); reload(); });
   $("direction").addEventListener("change", () => { state.direction = Number($("direction").value); reload(); });
   $("order").addEventListener("change", () => { state.order = $("order").value; state.views.main.draw(); });
