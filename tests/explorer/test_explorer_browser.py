@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import lstmkit
-from lstmkit.explorer import from_model
 from lstmkit.explorer.export import export
 from lstmkit.explorer.match import match
 from lstmkit.lab.model import ModelSpec, SequenceModel

@@ -55,7 +55,7 @@ def match(values: Tensor, seq: int, start: int, stop: int, threshold: float, *, 
     order = [query, *(k for k in order if k != query)]
     flat = score.reshape(-1).tolist()
     taken: dict[int, list[int]] = {}
-    hits = []
+    hits: list[dict] = []
     for k in order:
         if len(hits) == top or flat[k] <= 0:
             break

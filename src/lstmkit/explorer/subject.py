@@ -71,8 +71,8 @@ class Subject:
         if not 0 <= direction < self.num_directions:
             raise InputError(f"`direction` must be in [0, {self.num_directions - 1}], got {direction}")
 
-    def check_record(self, name: str) -> str:
-        if name not in self.records:
+    def check_record(self, name: object) -> str:
+        if not isinstance(name, str) or name not in self.records:
             raise InputError(f"`record` must be one of {', '.join(self.records)} (the {self.kind} cell's records), "
                              f"got {name!r}")
         return name
@@ -96,9 +96,10 @@ class Subject:
         kwargs = {"interventions": interventions} if interventions else {}
         trace = self.rnn.trace(self._rnn_input(x), **kwargs)
         if self.model is self.rnn:
+            assert isinstance(trace.output, Tensor)  # from a padded tensor input, never packed
             out = self._batch_first(trace.output)  # (N, T, D*H)
         elif interventions:
-            with self.rnn.intervene(*interventions):
+            with self.rnn.intervene(*interventions):  # type: ignore[operator]  # (a method, not a submodule)
                 out = self.model(x)
         else:
             out = self.model(x)

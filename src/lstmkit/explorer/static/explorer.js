@@ -119,6 +119,22 @@ function scaleOf(rec) {
   const m = Math.max(Math.abs(rec.lo), Math.abs(rec.hi)) || 1;
   return { kind: "div", lo: -m, hi: m, text: `±${fmt(m)}` };
 }
+// 511 colours over the scale, as little-endian RGBA words for an ImageData's Uint32Array view
+function lookupTable(scale) {
+  if (!scale.lut) {
+    scale.lut = new Uint32Array(511);
+    for (let k = 0; k < 511; k++) {
+      const v = scale.kind === "seq" ? (k / 510) * scale.hi : ((k - 255) / 255) * scale.hi;
+      const [r, g, b] = colour(scale, v);
+      scale.lut[k] = (255 << 24 | Math.round(b) << 16 | Math.round(g) << 8 | Math.round(r)) >>> 0;
+    }
+  }
+  return scale.lut;
+}
+function lutIndex(scale, v) {
+  const x = scale.kind === "seq" ? (v / scale.hi) * 510 : (v / scale.hi) * 255 + 255;
+  return Math.max(0, Math.min(510, Math.round(x)));
+}
 function colour(scale, v) { return scale.kind === "seq" ? sequential(v / scale.hi) : diverging(v / scale.hi); }
 function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2); }
 const SYMBOL_HUES = [210, 30, 120, 280, 0, 60, 170, 330, 90, 240, 15, 150, 300, 45, 195, 270, 0];
@@ -235,16 +251,15 @@ class View {
     this.rows[name].order = order; this.rows[name].rowPx = rowPx;
     const { ctx, width, height } = this.size(canvas, rec.S * rowPx);
     const dpr = canvas.width / width, W = canvas.width, H = canvas.height;
-    const image = ctx.createImageData(W, H), px = image.data;
+    const image = ctx.createImageData(W, H), px = new Uint32Array(image.data.buffer);
     const steps = new Int32Array(W);
     for (let x = 0; x < W; x++) steps[x] = this.stepAt((x + 0.5) / dpr, width);
-    for (let y = 0; y < H; y++) {
-      const unit = order[Math.min(rec.S - 1, Math.floor(y / dpr / rowPx))];
-      for (let x = 0; x < W; x++) {
-        const [r, g, b] = colour(rec.scale, rec.values[steps[x] * rec.S + unit]);
-        const k = (y * W + x) * 4;
-        px[k] = r; px[k + 1] = g; px[k + 2] = b; px[k + 3] = 255;
-      }
+    const lut = lookupTable(rec.scale), line = new Uint32Array(W);
+    for (let r = 0; r < rec.S; r++) {   // one colour per (unit, column), copied down the unit's pixel rows
+      const unit = order[r];
+      for (let x = 0; x < W; x++) line[x] = lut[lutIndex(rec.scale, rec.values[steps[x] * rec.S + unit])];
+      const y0 = Math.round(r * rowPx * dpr), y1 = Math.min(H, Math.round((r + 1) * rowPx * dpr));
+      for (let y = y0; y < y1; y++) px.set(line, y * W);
     }
     ctx.putImageData(image, 0, 0);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
