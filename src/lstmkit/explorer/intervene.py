@@ -1,7 +1,8 @@
 """The Intervene view's request, as :mod:`lstmkit.interventions` calls: select units and a span, choose clamp,
 ablate or patch, and rerun the model with the change inside the recurrence.
 
-A request names the sequence, layer, direction and record, the units and the step span (inclusive), and:
+A request names the sequence, layer, direction and record, the units (a list, or "all") and the step span
+(inclusive), and:
 
 - ``clamp``: ``value``, the number the selected values become;
 - ``ablate``: ``mean`` false (the values become 0) or true (each unit's mean over the held-out set's steps, from
@@ -32,8 +33,10 @@ def build(subject: Subject, request: dict) -> tuple[int, int, int, list]:
     if kind not in KINDS:
         raise InputError(f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
     units = request.get("units")
-    if not isinstance(units, list) or not units or not all(isinstance(u, int) for u in units):
-        raise InputError(f"`units` must be a non-empty list of unit indices, got {units!r}")
+    if units == "all":
+        units = None
+    elif not isinstance(units, list) or not units or not all(isinstance(u, int) for u in units):
+        raise InputError(f"`units` must be a non-empty list of unit indices or \"all\", got {units!r}")
     start, stop = _int(request, "start"), _int(request, "stop")
     T = subject.x.shape[1]
     if not 0 <= start <= stop < T:

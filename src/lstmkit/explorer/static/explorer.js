@@ -163,20 +163,25 @@ const state = { meta: null, seq: 0, layer: 0, direction: 0, order: "index", orde
   selection: null, units: [], hits: [], views: {}, ready: false };
 
 class View {
-  constructor(element, { selectable = false } = {}) {
-    this.element = element; this.selectable = selectable; this.payload = null; this.rows = {};
+  // `showsMatch`: the view shows the first model (whose units select-and-match found) and ticks the matched units
+  constructor(element, { selectable = false, showsMatch = true } = {}) {
+    this.element = element; this.selectable = selectable; this.showsMatch = showsMatch;
+    this.payload = null; this.rows = {};
     viewport.listeners.push(() => this.draw());
   }
 
-  show(payload) {
+  // `partner`: a payload shown beside this one (before/after, two models): records of the same name share a scale
+  show(payload, partner = null) {
     this.payload = payload;
     this.element.innerHTML = "";
-    this.rows = {};
+    this.rows = {}; this.scales = {};
     this.addRow("input", "track", this.trackLabel());
     if (payload.readout) this.addRow("readout", "track", `<b>out</b><small>${payload.readout.label}</small>`);
     for (const [name, rec] of Object.entries(payload.records)) {
-      rec.scale = scaleOf(rec);
-      this.addRow(name, "heat", `<b>${name}</b><small>${rec.S} units</small><small>${rec.scale.text}</small>`);
+      const other = partner && partner.records[name];
+      const scale = scaleOf(other ? { lo: Math.min(rec.lo, other.lo), hi: Math.max(rec.hi, other.hi) } : rec);
+      this.scales[name] = scale;
+      this.addRow(name, "heat", `<b>${name}</b><small>${rec.S} units</small><small>${scale.text}</small>`);
     }
     this.draw();
   }
@@ -254,10 +259,10 @@ class View {
     const image = ctx.createImageData(W, H), px = new Uint32Array(image.data.buffer);
     const steps = new Int32Array(W);
     for (let x = 0; x < W; x++) steps[x] = this.stepAt((x + 0.5) / dpr, width);
-    const lut = lookupTable(rec.scale), line = new Uint32Array(W);
+    const scale = this.scales[name], lut = lookupTable(scale), line = new Uint32Array(W);
     for (let r = 0; r < rec.S; r++) {   // one colour per (unit, column), copied down the unit's pixel rows
       const unit = order[r];
-      for (let x = 0; x < W; x++) line[x] = lut[lutIndex(rec.scale, rec.values[steps[x] * rec.S + unit])];
+      for (let x = 0; x < W; x++) line[x] = lut[lutIndex(scale, rec.values[steps[x] * rec.S + unit])];
       const y0 = Math.round(r * rowPx * dpr), y1 = Math.min(H, Math.round((r + 1) * rowPx * dpr));
       for (let y = y0; y < y1; y++) px.set(line, y * W);
     }
@@ -270,7 +275,8 @@ class View {
       ctx.lineWidth = sel.record === name ? 2 : 1;
       ctx.strokeRect(x0, 0.5, Math.max(2, x1 - x0), height - 1);
     }
-    if (state.units.length && (!sel || rec.S === this.payload.records[sel.record].S)) {
+    const selected = sel && this.payload.records[sel.record];
+    if (this.showsMatch && state.units.length && selected && rec.S === selected.S) {
       ctx.fillStyle = "#e07000";   // a tick at the left edge of every matched unit's row
       order.forEach((unit, r) => { if (state.units.includes(unit)) ctx.fillRect(0, r * rowPx, 3, rowPx); });
     }
@@ -429,12 +435,16 @@ async function loadMain() {
 
 async function loadCompare() {
   const { seq, layer, direction } = state;
-  for (const [k, side] of [[0, "a"], [1, "b"]]) {
+  const payloads = [];
+  for (const k of [0, 1]) {
     const m = state.meta.subjects[k];
-    const p = await getSequence(k, seq, Math.min(layer, m.layers - 1), Math.min(direction, m.directions - 1));
-    $(`compare-${side}-name`).textContent = m.name;
+    payloads.push(await getSequence(k, seq, Math.min(layer, m.layers - 1), Math.min(direction, m.directions - 1)));
+  }
+  for (const [k, side] of [[0, "a"], [1, "b"]]) {
+    const p = payloads[k];
+    $(`compare-${side}-name`).textContent = state.meta.subjects[k].name;
     $(`compare-${side}-summary`).textContent = p.readout ? p.readout.summary : "";
-    state.views[`compare${side.toUpperCase()}`].show(p);
+    state.views[`compare${side.toUpperCase()}`].show(p, payloads[1 - k]);
   }
 }
 
@@ -477,7 +487,7 @@ async function showHits(req, result) {
     canvas.width = 300; canvas.height = trackH + rows * rowPx;
     canvas.style.height = `${canvas.height}px`;
     const ctx = canvas.getContext("2d");
-    rec.scale = rec.scale || scaleOf(rec);
+    const scale = scaleOf(rec);
     ctx.font = "10px monospace"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
     for (let k = 0; k < span; k++) {
       const t = hit.start - context + k;
@@ -494,7 +504,7 @@ async function showHits(req, result) {
         ctx.fillRect(x, 0, cell, trackH);
       }
       result.units.forEach((unit, r) => {
-        const [cr, cg, cb] = colour(rec.scale, rec.values[t * rec.S + unit]);
+        const [cr, cg, cb] = colour(scale, rec.values[t * rec.S + unit]);
         ctx.fillStyle = `rgb(${cr},${cg},${cb})`;
         ctx.fillRect(x, trackH + r * rowPx, Math.ceil(cell), rowPx);
       });
@@ -512,7 +522,8 @@ async function showHits(req, result) {
 
 async function runIntervention() {
   const kind = $("iv-kind").value;
-  const units = $("iv-units").value.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
+  const text = $("iv-units").value.trim();
+  const units = text === "all" ? "all" : text.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
   const req = { subject: 0, seq: state.seq, layer: state.layer, direction: state.direction,
     record: $("iv-record").value, units, start: Number($("iv-start").value), stop: Number($("iv-stop").value),
     kind: kind === "ablate-mean" ? "ablate" : kind, mean: kind === "ablate-mean",
@@ -522,10 +533,10 @@ async function runIntervention() {
     const result = await getJSON("api/intervene", req);
     const before = decodePayload(result.before), after = decodePayload(result.after);
     state.intervention = { req, before, after };
-    state.views.before.show(before); state.views.after.show(after);
+    state.views.before.show(before, after); state.views.after.show(after, before);
     $("iv-before-summary").textContent = before.readout ? before.readout.summary : "";
     $("iv-after-summary").textContent = after.readout ? after.readout.summary : "";
-    $("iv-status").textContent = `${req.kind} ${req.record}, units ${units.join(",")}, steps ${req.start}..${req.stop}`;
+    $("iv-status").textContent = `${req.kind} ${req.record}, units ${text}, steps ${req.start}..${req.stop}`;
   } catch (err) {
     $("iv-status").textContent = ""; showError(err);
   }
@@ -551,7 +562,8 @@ async function init() {
   viewport.listeners.push(updateViewportLabel);
   state.views.main = new View($("main-view"), { selectable: true });
   state.views.before = new View($("iv-before")); state.views.after = new View($("iv-after"));
-  state.views.compareA = new View($("compare-a")); state.views.compareB = new View($("compare-b"));
+  state.views.compareA = new View($("compare-a"));
+  state.views.compareB = new View($("compare-b"), { showsMatch: false });
   $("seq").max = m.sequences - 1;
   $("seq-count").textContent = `of ${state.meta.mode === "file" ? state.meta.match_sequences : m.sequences}`;
   $("layer").innerHTML = [...Array(m.layers).keys()].map((l) => `<option value="${l}">${l}</option>`).join("");
