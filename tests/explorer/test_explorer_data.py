@@ -85,3 +85,28 @@ def test_a_trace_shows_a_heatmap_per_record_in_jupyter():
     html = trace._repr_html_()
     assert html.count("<img") == 4 and all(f"<b>{name}</b>" in html for name in "rznh")
     assert "data:image/png;base64," in html
+
+
+@pytest.mark.parametrize("task, seq_len, kind, readout", [
+    ("temporal-order", 10, "symbols", "p(target class"), ("adding", 6, "series", "output[0]"),
+    ("adding-1997", 24, "series", "output[0]"), ("copy", 3, "symbols", "cross-entropy per step"),
+    ("recall", 4, "symbols", "p(target class"), ("reber", 12, "symbols", "loss per step"),
+    ("digits", 64, "pixels", "p(target class"), ("permuted-digits", 64, "pixels", "p(target class"),
+    ("sunspots", 24, "series", "output[0]")])
+def test_every_lab_task_has_a_track_and_a_readout(make_run, task, seq_len, kind, readout):
+    from lstmkit.explorer.subject import LAB_TRACKS
+    from lstmkit.lab.tasks import TASKS
+
+    assert set(LAB_TRACKS) == set(TASKS)
+    subject = from_run(make_run(task=task, seq_len=seq_len), max_sequences=2)
+    payload = data.sequence(subject, 1, 0, 0)
+    assert payload["track"]["kind"] == kind and payload["readout"]["label"].startswith(readout)
+    assert len(payload["readout"]["values"]) == subject.x.shape[1]
+    json.dumps(payload, allow_nan=False)
+
+
+def test_tokens_are_drawn_one_per_step():
+    subject = from_model(lstmkit.RNN(2, 3), torch.randn(2, 3, 2), tokens=[["the", "cat", "sat"], ["a", "b", "c"]])
+    assert data.track(subject, 0) == {"kind": "tokens", "tokens": ["the", "cat", "sat"]}
+    with pytest.raises(InputError, match="one list of 3 strings per sequence"):
+        from_model(lstmkit.RNN(2, 3), torch.randn(2, 3, 2), tokens=[["x"]])

@@ -13,7 +13,6 @@ does the same for a run folder. The server needs the ``explore`` extra (Starlett
 
 from __future__ import annotations
 
-import webbrowser
 from pathlib import Path
 
 from torch import Tensor, nn
@@ -60,6 +59,8 @@ def explore(model: nn.Module, inputs: Tensor, *, targets: Tensor | None = None, 
     explorer = Explorer(subjects_for(model, inputs, compare=compare, targets=targets, symbols=symbols,
                                      tokens=tokens, pixels=pixels), port=port)
     if open_browser:
+        import webbrowser
+
         webbrowser.open(explorer.url)
     return explorer
 

@@ -176,6 +176,7 @@ class View {
     this.element.innerHTML = "";
     this.rows = {}; this.scales = {};
     this.addRow("input", "track", this.trackLabel());
+    this.drawThumbnail();
     if (payload.readout) this.addRow("readout", "track", `<b>out</b><small>${payload.readout.label}</small>`);
     for (const [name, rec] of Object.entries(payload.records)) {
       const other = partner && partner.records[name];
@@ -189,6 +190,20 @@ class View {
   trackLabel() {
     const kind = this.payload.track.kind;
     return `<b>x</b><small>${kind}</small>`;
+  }
+
+  // digits: the whole image beside its pixel strip (row-major, image_width pixels a row)
+  drawThumbnail() {
+    const track = this.payload.track, w = track.image_width;
+    if (track.kind !== "pixels" || !w) return;
+    const h = Math.ceil(track.values.length / w), canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h; canvas.className = "thumb";
+    const ctx = canvas.getContext("2d");
+    track.values.forEach((v, t) => {
+      const g = Math.round(255 * (1 - Math.max(0, Math.min(1, v))));
+      ctx.fillStyle = `rgb(${g},${g},${g})`; ctx.fillRect(t % w, Math.floor(t / w), 1, 1);
+    });
+    this.rows.input.row.querySelector(".label").appendChild(canvas);
   }
 
   addRow(name, kind, label) {
