@@ -81,3 +81,13 @@ def test_cli_export_writes_one_file_that_loads_nothing_else(make_run, tmp_path, 
     html = page.read_text()
     assert "window.EXPLORER_DATA" in html and '"mode":"file"' in html
     assert "src=" not in html and "<link" not in html and "http://" not in html and "https://" not in html
+
+
+def test_import_lstmkit_does_not_import_the_server():
+    import subprocess
+    import sys
+
+    code = ("import sys, lstmkit, lstmkit.cli; heavy = [m for m in ('starlette', 'uvicorn', 'playwright', "
+            "'lstmkit.explorer.server', 'webbrowser') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
