@@ -91,3 +91,10 @@ def test_import_lstmkit_does_not_import_the_server():
             "'lstmkit.explorer.server', 'webbrowser') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_cli_compare_of_another_task_is_one_line_and_status_2(make_run, capsys):
+    a, b = make_run("a"), make_run("b", task="reber", seq_len=12)
+    assert main(["explore", "--run", str(a), "--compare", str(b), "--export", "unused.html"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "do not read the same sequences" in err
