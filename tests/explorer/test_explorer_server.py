@@ -98,3 +98,22 @@ def test_cli_compare_of_another_task_is_one_line_and_status_2(make_run, capsys):
     assert main(["explore", "--run", str(a), "--compare", str(b), "--export", "unused.html"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "do not read the same sequences" in err
+
+
+def test_cli_serves_until_stopped_and_prints_where(make_run):
+    import signal
+    import subprocess
+    import sys
+
+    run = make_run()
+    proc = subprocess.Popen([sys.executable, "-m", "lstmkit", "explore", "--run", str(run), "--no-browser",
+                             "--sequences", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("lstmkit explorer at http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split()[3]
+        status, meta = get(url + "api/meta")
+        assert status == 200 and meta["subjects"][0]["sequences"] == 4
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the server stops, status 0
+        assert proc.wait(timeout=30) == 0
