@@ -160,7 +160,8 @@ const viewport = {
 // ---- a view: the input track, the readout and one heatmap per record, aligned on the steps ----------------------
 
 const state = { meta: null, seq: 0, layer: 0, direction: 0, order: "index", orderRecord: null, hidden: new Set(),
-  selection: null, units: [], hits: [], views: {}, ready: false };
+  selection: null, dragFrom: null, units: [], hits: [], views: {}, ready: false };
+window.addEventListener("mouseup", () => { state.dragFrom = null; });
 
 class View {
   // `showsMatch`: the view shows the first model (whose units select-and-match found) and ticks the matched units
@@ -375,7 +376,6 @@ class View {
 
   listen(canvas, name) {
     const tip = document.getElementById("tooltip");
-    let dragFrom = null;
     canvas.addEventListener("mousemove", (e) => {
       const cell = this.cellAt(name, e);
       if (!cell) { tip.style.display = "none"; return; }
@@ -387,8 +387,9 @@ class View {
       Object.assign(tip.dataset, { record: name, unit: cell.unit, step: cell.step, value: String(cell.value) });
       tip.style.display = "block";
       tip.style.left = `${e.clientX + 14}px`; tip.style.top = `${e.clientY + 14}px`;
-      if (dragFrom !== null && this.selectable) {
-        setSelection({ record: name, start: Math.min(dragFrom, cell.step), stop: Math.max(dragFrom, cell.step) });
+      const from = state.dragFrom;
+      if (from !== null && this.selectable) {
+        setSelection({ record: name, start: Math.min(from, cell.step), stop: Math.max(from, cell.step) });
       }
     });
     canvas.addEventListener("mouseleave", () => { tip.style.display = "none"; });
@@ -396,11 +397,10 @@ class View {
       canvas.addEventListener("mousedown", (e) => {
         const cell = this.cellAt(name, e);
         if (!cell) return;
-        dragFrom = cell.step;
+        state.dragFrom = cell.step;
         setSelection({ record: name, start: cell.step, stop: cell.step });
         e.preventDefault();
       });
-      window.addEventListener("mouseup", () => { dragFrom = null; });
     }
     canvas.addEventListener("wheel", (e) => this.wheel(e, canvas), { passive: false });
   }
