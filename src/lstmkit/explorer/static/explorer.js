@@ -548,13 +548,32 @@ async function runIntervention() {
     const result = await getJSON("api/intervene", req);
     const before = decodePayload(result.before), after = decodePayload(result.after);
     state.intervention = { req, before, after };
-    state.views.before.show(before, after); state.views.after.show(after, before);
+    state.views.before.show(before, after);
+    showAfter();
     $("iv-before-summary").textContent = before.readout ? before.readout.summary : "";
     $("iv-after-summary").textContent = after.readout ? after.readout.summary : "";
     $("iv-status").textContent = `${req.kind} ${req.record}, units ${text}, steps ${req.start}..${req.stop}`;
   } catch (err) {
     $("iv-status").textContent = ""; showError(err);
   }
+}
+
+// the after column: the intervened run, or its difference from the run before (checkbox "after − before")
+function showAfter() {
+  const iv = state.intervention;
+  if (!iv) return;
+  if (!$("iv-diff").checked) { state.views.after.show(iv.after, iv.before); return; }
+  const records = {};
+  for (const [name, a] of Object.entries(iv.after.records)) {
+    const b = iv.before.records[name], values = new Float32Array(a.values.length);
+    let lo = 0, hi = 0;
+    for (let k = 0; k < values.length; k++) {
+      values[k] = a.values[k] - b.values[k];
+      lo = Math.min(lo, values[k]); hi = Math.max(hi, values[k]);
+    }
+    records[name] = { T: a.T, S: a.S, values, lo: hi === 0 && lo === 0 ? -1 : Math.min(lo, -hi), hi };
+  }
+  state.views.after.show({ ...iv.after, records });
 }
 
 function switchTab(name) {
@@ -621,6 +640,7 @@ async function init() {
   });
   $("match-run").addEventListener("click", runMatch);
   $("iv-run").addEventListener("click", runIntervention);
+  $("iv-diff").addEventListener("change", showAfter);
   const kindChanged = () => {
     $("iv-value-label").style.display = $("iv-kind").value === "clamp" ? "" : "none";
     $("iv-source-label").style.display = $("iv-kind").value === "patch" ? "" : "none";
