@@ -33,6 +33,9 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
         return f"torch has no fused kernel for this cell ({type(cell).__name__}: {cell.describe() or 'custom'})"
     if config.zoneout > 0 or (config.recurrent_dropout > 0 and config.training):
         return "torch's fused kernels have no recurrent dropout or zoneout"
+    if config.edits:
+        return ("torch's fused kernels run the recurrence as one opaque call, so an intervention cannot reach "
+                "inside it")
     if (x is not None and not config.single_step and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16):
         error = cpu.torch_kernel_runs_bf16(cell.torch_kernel)

@@ -99,7 +99,7 @@ class Subject:
             assert isinstance(trace.output, Tensor)  # from a padded tensor input, never packed
             out = self._batch_first(trace.output)  # (N, T, D*H)
         elif interventions:
-            with self.rnn.intervene(*interventions):  # type: ignore[operator]  # (a method, not a submodule)
+            with self.rnn.intervene(*interventions):
                 out = self.model(x)
         else:
             out = self.model(x)
