@@ -141,6 +141,9 @@ def test_an_intervention_in_the_page_equals_the_interventions_api(setup):
     with torch.no_grad(), lstm.rnn.intervene(lstmkit.clamp("c", 2.5, units=[1, 4], steps=slice(3, 11))):
         out = lstm(x[2:3])
     assert page.inner_text("#iv-after-summary") == subject.readout(out[0], 2)["summary"]
+    page.check("#iv-diff")  # after − before, in float32 as the page holds both
+    assert float(hover(page, "after", "h", 4, 12)["value"]) == (after.h[0, 12, 4] - before.h[0, 12, 4]).item()
+    page.uncheck("#iv-diff")
     page.click("#tabs button[data-tab=explore]")
 
 

@@ -14,6 +14,8 @@ The reply holds the sequence before and after (every record, the readout), so th
 
 from __future__ import annotations
 
+from typing import Any
+
 import lstmkit
 
 from ..errors import InputError, InputTypeError
@@ -41,7 +43,7 @@ def build(subject: Subject, request: dict) -> tuple[int, int, int, list]:
     T = subject.x.shape[1]
     if not 0 <= start <= stop < T:
         raise InputError(f"the span must satisfy 0 <= start <= stop < T={T}, got start={start}, stop={stop}")
-    where = dict(layer=layer, direction=direction, units=units, steps=slice(start, stop + 1))
+    where: dict[str, Any] = dict(layer=layer, direction=direction, units=units, steps=slice(start, stop + 1))
     if kind == "clamp":
         value = request.get("value")
         if isinstance(value, bool) or not isinstance(value, int | float):
