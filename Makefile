@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e ".[fused,lab,dev]"
+	$(PY) -m pip install --quiet -e ".[fused,lab,explore,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +25,17 @@ AVX2_ENV := ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 AVX2_TESTS := tests/test_bf16.py tests/test_engine_policy.py tests/test_fused_engine.py \
 	tests/test_fused_engine_gru_rnn.py tests/test_fused_lstm.py tests/test_fused_gru_rnn.py tests/test_bench.py
 
-test: $(STAMP)
+# The explorer's browser tests drive the system's Chromium through Playwright (Debian's package: Playwright's own
+# browser download cannot be reached from these machines). Installed here when missing, as root with apt-get;
+# where it cannot be, those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the explorer's browser tests will skip"; \
+	  else echo "chromium is missing and apt-get needs root: the explorer's browser tests will skip"; fi; }
+
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/clang-format --dry-run --Werror src/lstmkit/csrc/*.h src/lstmkit/csrc/*.cpp
 	$(VENV)/bin/mypy

@@ -11,6 +11,7 @@
 from . import init
 from .cells import Cell, Weights
 from .errors import InputError, InputTypeError
+from .explorer import explore, explore_export
 from .interventions import Intervention, ablate, add, clamp, patch, scale
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
 from .trace import Trace
@@ -19,4 +20,4 @@ __version__ = "0.1.0"
 
 __all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell", "Recurrent", "RecurrentCell", "Cell",
            "Weights", "Trace", "InputError", "InputTypeError", "init", "Intervention", "clamp", "scale", "add",
-           "ablate", "patch"]
+           "ablate", "patch", "explore", "explore_export"]

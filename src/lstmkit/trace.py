@@ -56,6 +56,12 @@ class Trace:
     def num_directions(self) -> int:
         return len(self.records[0])
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: a compact units × steps heatmap per record (:mod:`lstmkit.explorer.notebook`)."""
+        from .explorer.notebook import trace_html
+
+        return trace_html(self)
+
     def __iter__(self):
         """Yields ``(layer, direction, record)`` for every layer and direction."""
         for layer, row in enumerate(self.records):

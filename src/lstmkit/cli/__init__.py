@@ -1,5 +1,5 @@
-"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``bench``,
-and ``info`` and ``build`` (the fused engine).
+"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``explore``
+(the gate explorer), ``bench``, and ``info`` and ``build`` (the fused engine).
 
 Each subcommand is one function that adds its parser and names the function that runs it (the lab's in
 :mod:`lstmkit.cli.lab_commands`); a new subcommand is a new function in ``SUBCOMMANDS``. Building the parser
@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 
 from .engine_commands import ENGINE_SUBCOMMANDS
+from .explore_command import explore_parser
 from .lab_commands import LAB_SUBCOMMANDS
 from .signals import Terminated, signals_raise
 from .types import MODEL_NAMES, TASK_NAMES
@@ -34,7 +35,7 @@ def _bench_parser(sub) -> Callable:
     return bench.run
 
 
-SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, _bench_parser, *ENGINE_SUBCOMMANDS]
+SUBCOMMANDS: list[Callable] = [*LAB_SUBCOMMANDS, explore_parser, _bench_parser, *ENGINE_SUBCOMMANDS]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
