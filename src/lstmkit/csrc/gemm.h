@@ -9,13 +9,12 @@
 // The library is chosen by measurement, not by CPU vendor: lstmkit/engines/fused/cpu.py times a per-step product
 // with each once per process and takes oneDNN only where it wins clearly (LSTMKIT_GEMM=mkl|onednn overrides); the
 // choice arrives here as `gemm` (0 MKL, 1 oneDNN, 2 resident: the per-step products on a weight packed once per
-// call by small_gemm.h, with no library call per step, and MKL for the products over all steps). For bf16, `gemm` is oneDNN only with the "bf16" strategy
-// (bf16 GEMMs measured faster; LSTMKIT_BF16 overrides), else MKL: a bf16 x bf16 product is exact in fp32 and bf16
-// GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32 GEMMs on the widened
-// operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation order. The weight
-// grads (dA^T X, contracting over the T*B rows) always use at::mm: oneDNN's linear would need both operands
-// transposed and copied first.
-// measurements: BENCHMARKS.md, 'GEMM choice'
+// call by small_gemm.h, with no library call per step, and MKL for the products over all steps). For bf16, `gemm` is
+// oneDNN only with the "bf16" strategy (bf16 GEMMs measured faster; LSTMKIT_BF16 overrides), else MKL: a bf16 x bf16
+// product is exact in fp32 and bf16 GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32
+// GEMMs on the widened operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation
+// order. The weight grads (dA^T X, contracting over the T*B rows) always use at::mm: oneDNN's linear would need both
+// operands transposed and copied first. measurements: BENCHMARKS.md, 'GEMM choice'
 #pragma once
 
 #include <ATen/ATen.h>

@@ -155,10 +155,11 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
       if constexpr (std::is_same_v<elem_t, acc_t>) {
         // Per chunk of steps, each thread runs every step for its own batch rows: a row's recurrence needs only
         // its own rows, so there is no hand-off between threads per step, and no library call.
-        const ResidentWeight<elem_t> W_hh_r(w_hh.data_ptr<elem_t>(), GH, R);                                         // (GH, R)
-        const ResidentWeight<elem_t> W_hr_r = proj ? ResidentWeight<elem_t>(w_hr->data_ptr<elem_t>(), R, H) : ResidentWeight<elem_t>();  // (P, H)
-        elem_t* ah = ah_buf.data_ptr<elem_t>();                      // (B, GH)
-        elem_t* hp = proj ? hp_buf.data_ptr<elem_t>() : nullptr;     // (B, P)
+        const ResidentWeight<elem_t> W_hh_r(w_hh.data_ptr<elem_t>(), GH, R);  // (GH, R)
+        const ResidentWeight<elem_t> W_hr_r =
+            proj ? ResidentWeight<elem_t>(w_hr->data_ptr<elem_t>(), R, H) : ResidentWeight<elem_t>();  // (P, H)
+        elem_t* ah = ah_buf.data_ptr<elem_t>();                                                        // (B, GH)
+        elem_t* hp = proj ? hp_buf.data_ptr<elem_t>() : nullptr;                                       // (B, P)
         for (int64_t t0 = 0; t0 < T; t0 += K) {
           if (t0 > 0) project_input(t0), L.t0 = t0;  // streaming: the next chunk's a_x, into the same buffers
           const int64_t t1 = std::min(T, t0 + K);
@@ -357,8 +358,9 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     auto run_resident = [&](auto* type) {
       using elem_t = std::remove_pointer_t<decltype(type)>;
       if constexpr (std::is_same_v<elem_t, acc_t>) {
-        const ResidentWeight<elem_t> W_hh_r(w_hh_t.data_ptr<elem_t>(), R, GH);                                       // (R, GH)
-        const ResidentWeight<elem_t> W_hr_r = proj ? ResidentWeight<elem_t>(w_hr_t.data_ptr<elem_t>(), H, R) : ResidentWeight<elem_t>();  // (H, P)
+        const ResidentWeight<elem_t> W_hh_r(w_hh_t.data_ptr<elem_t>(), R, GH);  // (R, GH)
+        const ResidentWeight<elem_t> W_hr_r =
+            proj ? ResidentWeight<elem_t>(w_hr_t.data_ptr<elem_t>(), H, R) : ResidentWeight<elem_t>();  // (H, P)
         elem_t* dhg_p = dhg_buf.data_ptr<elem_t>();  // (B, R) dA_h(t+1) W_hh
         elem_t* dr_p = dr_buf.data_ptr<elem_t>();    // (B, H) with proj
         for (int64_t t1 = T; t1 > 0; t1 -= K) {

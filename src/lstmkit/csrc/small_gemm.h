@@ -74,10 +74,17 @@ class ResidentWeight {
       int64_t m = 0;
       for (; m + kRows <= M; m += kRows) block<kRows>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo);
       switch (M - m) {
-        case 3: block<3>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo); break;
-        case 2: block<2>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo); break;
-        case 1: block<1>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo); break;
-        default: break;
+        case 3:
+          block<3>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo);
+          break;
+        case 2:
+          block<2>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo);
+          break;
+        case 1:
+          block<1>(p, a + m * lda, lda, out + m * ldo + p.n0, ldo);
+          break;
+        default:
+          break;
       }
     }
   }
@@ -92,15 +99,20 @@ class ResidentWeight {
   template <int MR>
   void block(const Panel& p, const T* a, int64_t lda, T* out, int64_t ldo) const {
     switch (p.vectors) {
-      case 1: microkernel<MR, 1>(p, a, lda, out, ldo); break;
-      case 2: microkernel<MR, 2>(p, a, lda, out, ldo); break;
+      case 1:
+        microkernel<MR, 1>(p, a, lda, out, ldo);
+        break;
+      case 2:
+        microkernel<MR, 2>(p, a, lda, out, ldo);
+        break;
       case 3:
         if constexpr (kPanelVectors >= 3) microkernel<MR, 3>(p, a, lda, out, ldo);
         break;
       case 4:
         if constexpr (kPanelVectors >= 4) microkernel<MR, 4>(p, a, lda, out, ldo);
         break;
-      default: break;
+      default:
+        break;
     }
   }
 
