@@ -30,8 +30,21 @@ from .command import add_arguments, run
 from .memory import memory_rows, peak_memory_mb
 from .naive import NaiveLSTM
 from .report import format_memory, format_table, machine
-from .rows import (GATES, INFERENCE_ONLY, LAB_ROWS, LAB_SHAPES, LAB_THREADS, QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES,
-                   Row, baseline, family, rnn_flops)
+from .rows import (
+    GATES,
+    INFERENCE_ONLY,
+    LAB_ROWS,
+    LAB_SHAPES,
+    LAB_THREADS,
+    QUICK_ROWS,
+    QUICK_SHAPES,
+    ROWS,
+    SHAPES,
+    Row,
+    baseline,
+    family,
+    rnn_flops,
+)
 from .timing import bench_shape, fma_rate, gemm_rate, median_time
 
 
@@ -46,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["GATES", "INFERENCE_ONLY", "LAB_ROWS", "LAB_SHAPES", "LAB_THREADS", "QUICK_ROWS", "QUICK_SHAPES", "ROWS", "SHAPES", "NaiveLSTM", "Row",
-           "add_arguments", "baseline", "bench_shape", "family", "fma_rate", "format_memory", "format_table", "gemm_rate",
-           "machine", "main", "median_time", "memory_rows", "peak_memory_mb", "rnn_flops", "run"]
+__all__ = ["GATES", "INFERENCE_ONLY", "LAB_ROWS", "LAB_SHAPES", "LAB_THREADS", "QUICK_ROWS", "QUICK_SHAPES", "ROWS",
+           "SHAPES", "NaiveLSTM", "Row", "add_arguments", "baseline", "bench_shape", "family", "fma_rate",
+           "format_memory", "format_table", "gemm_rate", "machine", "main", "median_time", "memory_rows",
+           "peak_memory_mb", "rnn_flops", "run"]
