@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <vector>
 
 #include "small_gemm.h"
@@ -17,34 +18,41 @@ namespace lstmkit {
 
 // Floating-point operations per second (an FMA counts two) of fp32 FMAs in this build's widest vectors, on
 // `threads` threads at once, each running 12 independent chains (enough to cover the FMA latency of 4-5 cycles
-// on two pipes) for about `seconds`.
+// on two pipes) for about `seconds` of its own CPU time. Each thread's rate is taken on its own CPU clock
+// (CLOCK_THREAD_CPUTIME_ID), so time the scheduler gives other processes on a shared machine does not lower the
+// peak: it is the hardware's, and the sum over the threads.
 inline double fma_peak_flops(int64_t threads, double seconds) {
   using vec = Vector<float>::type;
   constexpr int kChains = 12;
   constexpr int kLanes = kVectorBytes / sizeof(float);
-  int64_t iters = 1 << 16;
-  for (;;) {  // grow until one run takes the time asked for
-    std::vector<float> sink(threads, 0.0f);
-    const auto start = std::chrono::steady_clock::now();
-    at::parallel_for(0, threads, 1, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        vec acc[kChains];
-        for (int i = 0; i < kChains; ++i) acc[i] = vec{} + float(i + p);
-        const vec a = vec{} + 0.999999f, b = vec{} + 1e-7f;
+  auto thread_seconds = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  };
+  std::vector<double> rate(threads, 0.0);
+  at::parallel_for(0, threads, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      vec acc[kChains];
+      for (int i = 0; i < kChains; ++i) acc[i] = vec{} + float(i + p);
+      const vec a = vec{} + 0.999999f, b = vec{} + 1e-7f;
+      for (int64_t iters = int64_t(1) << 14;; iters *= 2) {  // grow until one run takes the time asked for
+        const double start = thread_seconds();
         for (int64_t k = 0; k < iters; ++k)
           for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * a + b;
-        float s = 0;
-        for (int i = 0; i < kChains; ++i) s += acc[i][0];
-        sink[p] = s;
+        const double took = thread_seconds() - start;
+        if (took >= seconds || iters >= (int64_t(1) << 40)) {
+          float s = 0;
+          for (int i = 0; i < kChains; ++i) s += acc[i][0];
+          rate[p] = double(iters) * kChains * kLanes * 2 / took + 0.0 * s;
+          break;
+        }
       }
-    });
-    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (took >= seconds || iters >= (int64_t(1) << 40)) {
-      const double flops = double(threads) * iters * kChains * kLanes * 2;
-      return flops / took + 0.0 * sink[0];
     }
-    iters *= 2;
-  }
+  });
+  double total = 0;
+  for (double r : rate) total += r;
+  return total;
 }
 
 // Seconds of one resident-weight product a (M, K) @ w (N, K)^T, fp32, the fastest of `repeats` runs of `calls`.
