@@ -7,7 +7,8 @@ how many rows meet it and the worst row. Nothing is loosened here: a target miss
 without a ratio (the bench's "n/a": it, or its baseline, cannot run on that machine) is not measured: it is
 counted apart, never as met. The targets are the performance issue's, over the shapes it named; the bench's
 `call-t1` and `long-tiny` shapes (a fused call's fixed cost, per-step call overhead) are reported apart, in
-BENCHMARKS.md's "Small calls", not counted here.
+BENCHMARKS.md's "Small calls", not counted here. The `lab-*` shapes of `lstmkit bench --lab` have their own
+targets (every row ≤ 0.25x its torch.nn baseline, per thread count), not the ones above.
 """
 
 from __future__ import annotations
@@ -18,11 +19,24 @@ from collections.abc import Callable
 
 VARIANTS = ("peephole", "coupled", "recurrent_dropout", "zoneout")
 OTHER_SHAPES = ("call-t1", "long-tiny")       # not the issue's shapes: see the module docstring
+# `lstmkit bench --lab`: the small-shapes issue's targets, every lstmkit row at most this ratio to its torch.nn
+# baseline (torch.nn.LSTM, GRU, RNN) with one thread and with two, forward+backward and inference alike.
+LAB_BOUND = 0.25
+LAB_ROWS = ("lstmkit", *VARIANTS, "layer_norm", "GRU", "GRU recurrent_dropout", "GRU zoneout", "RNN",
+            "RNN recurrent_dropout", "RNN zoneout")
+
+
+def _is_lab(r: dict) -> bool:
+    return r["shape"].startswith("lab-")
 
 
 def _rows(data: dict, row: str, dtype: str | None = None) -> list[dict]:
     return [r for r in data["rows"] if r["row"] == row and (dtype is None or r["dtype"] == dtype)
-            and r["shape"] not in OTHER_SHAPES]
+            and r["shape"] not in OTHER_SHAPES and not _is_lab(r)]
+
+
+def _lab_rows(data: dict, row: str, threads: int) -> list[dict]:
+    return [r for r in data["rows"] if r["row"] == row and _is_lab(r) and r.get("threads") == threads]
 
 
 def _naive_speedups(data: dict, row: str) -> list[dict]:
@@ -61,6 +75,10 @@ def targets(data: dict) -> list[tuple[str, Callable[[float], bool], str, list[di
                 _rows(data, "intervened")))
     out.append(("GRU intervened / GRU fused (same call without)", lambda q: q <= 1.5, "≤ 1.5",
                 _rows(data, "GRU intervened")))
+    for threads in sorted({r.get("threads") for r in data["rows"] if _is_lab(r) and r.get("threads")}):
+        for row in LAB_ROWS:
+            out.append((f"lab: {row} / its torch.nn, {threads} thread{'s' * (threads > 1)}",
+                        lambda q: q <= LAB_BOUND, f"≤ {LAB_BOUND}", _lab_rows(data, row, threads)))
     return out
 
 

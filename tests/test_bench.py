@@ -160,3 +160,24 @@ def test_bench_runs_to_the_end_on_a_cpu_without_bf16(tmp_path):
     assert len(torch_bf16) == 2 and all("primitive descriptor" in r["na"] for r in torch_bf16)
     assert all(r["na"] is None and r["ms"] > 0 for r in rows if r["dtype"] == "float32")
     assert all((r["na"] is None) == (r["ms"] is not None) for r in rows)
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("ninja") and not bench.timing.fma_rate(1),
+                    reason="the FMA peak comes from the fused engine")
+def test_lab_group_runs_each_thread_count_against_the_fma_peak(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(bench.LAB_SHAPES, "lab-tiny", (4, 3, 5, 8))
+    path = tmp_path / "lab.json"
+    assert cli.main(["bench", "--lab", "--shapes", "lab-tiny", "--repeats", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("FMA peak") == len(bench.LAB_THREADS)
+    data = json.loads(path.read_text())
+    assert set(data["fma_gflops"]) == {str(n) for n in bench.LAB_THREADS}
+    rows = data["rows"]
+    assert {r["threads"] for r in rows} == set(bench.LAB_THREADS) and {r["dtype"] for r in rows} == {"float32"}
+    for n in bench.LAB_THREADS:
+        mine = {r["row"]: r for r in rows if r["threads"] == n and r["mode"] == "train"}
+        assert set(mine) == set(bench.LAB_ROWS)
+        assert mine["GRU"]["ratio"] == pytest.approx(mine["GRU"]["ms"] / mine["torch.nn GRU"]["ms"])
+        peak = data["fma_gflops"][str(n)]
+        assert mine["peephole"]["of_peak"] == pytest.approx(mine["peephole"]["gflops"] / peak)
+    assert torch.get_num_threads() == data["machine"]["threads"]     # the thread count is restored

@@ -114,3 +114,33 @@ def test_the_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch):
     monkeypatch.setenv("LSTMKIT_FUSED_MIN_STEPS", "many")
     with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_MIN_STEPS"):
         policy.fused_pays(GRUCellMath(32), steps=64, batch=8)
+
+
+@needs_fused
+def test_long_small_plain_lstm_training_takes_the_fused_engine_and_inference_does_not(monkeypatch):
+    monkeypatch.delenv("LSTMKIT_FUSED_LSTM_STEPS", raising=False)
+    monkeypatch.delenv("LSTMKIT_RESIDENT_MACS", raising=False)
+    lab, big = LSTMCellMath(64), LSTMCellMath(1024)
+    steps = fused.engine.LSTM_MIN_STEPS
+    with torch.enable_grad():
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is fused
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps - 1, batch=16) is torch_kernel
+        assert choose("auto", big, SEQ, X, trace=False, steps=steps, batch=64) is torch_kernel  # not resident
+        with torch.autocast("cpu", dtype=torch.bfloat16):   # not for speed (no resident bf16 products)...
+            bf16_here = fused.cpu.torch_kernel_runs_bf16("lstm") == ""   # ...only where torch's cannot run bf16
+            assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is (
+                torch_kernel if bf16_here else fused)
+    with torch.no_grad():
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is torch_kernel
+
+
+@needs_fused
+def test_the_plain_lstm_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch):
+    monkeypatch.setenv("LSTMKIT_FUSED_LSTM_STEPS", "50")
+    with torch.enable_grad():
+        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32) is fused
+        monkeypatch.setenv("LSTMKIT_RESIDENT_MACS", "0")        # no resident products: torch's kernel again
+        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32) is torch_kernel
+        monkeypatch.setenv("LSTMKIT_FUSED_LSTM_STEPS", "soon")
+        with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_LSTM_STEPS"):
+            choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32)

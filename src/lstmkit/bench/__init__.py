@@ -1,12 +1,16 @@
 """``lstmkit bench``: lstmkit against torch.nn.LSTM (GRU, RNN) and a naive per-step Python cell, on recognised shapes.
 
     lstmkit bench [--quick] [--repeats N] [--shapes NAME ...] [--json PATH] [--no-memory]
+    lstmkit bench --lab [--repeats N] [--shapes lab-... ...] [--json PATH]
     python -m lstmkit.bench ...   (the same)
 
 Every row of one shape runs in this one process, interleaved (one timing of each row per round, rounds
 repeated), and the median is reported; ratios are to ``torch.nn.LSTM`` at the same shape, mode and dtype in the
 same run (``proj`` rows to torch.nn with the same ``proj_size``, GRU and RNN rows to ``torch.nn.GRU``, ``RNN``).
 The fp32 GEMM rate is measured in the same run, so each row also shows its GFLOP/s as a fraction of it.
+``--lab`` runs the memory lab's small shapes (``LAB_SHAPES``: H = 32-128, per-step products of 16k-2M
+multiply-adds) in fp32 once with one thread and once with two; there each row's %peak is of the fp32 FMA peak
+measured in the same run on as many threads (``fma_rate``), the limit small products are held to.
 "infer" is a forward under ``torch.no_grad()`` in eval mode; "train" is forward + backward of ``output.sum()`` in
 training mode. bf16 rows run under ``torch.autocast("cpu", dtype=torch.bfloat16)``, torch.nn's included.
 A row this machine cannot run (oneDNN has no bf16 LSTM on a CPU without AVX-512 bf16 instructions, say) says
@@ -26,8 +30,22 @@ from .command import add_arguments, run
 from .memory import memory_rows, peak_memory_mb
 from .naive import NaiveLSTM
 from .report import format_memory, format_table, machine
-from .rows import GATES, INFERENCE_ONLY, QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES, Row, baseline, family, rnn_flops
-from .timing import bench_shape, gemm_rate, median_time
+from .rows import (
+    GATES,
+    INFERENCE_ONLY,
+    LAB_ROWS,
+    LAB_SHAPES,
+    LAB_THREADS,
+    QUICK_ROWS,
+    QUICK_SHAPES,
+    ROWS,
+    SHAPES,
+    Row,
+    baseline,
+    family,
+    rnn_flops,
+)
+from .timing import bench_shape, fma_rate, gemm_rate, median_time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["GATES", "INFERENCE_ONLY", "QUICK_ROWS", "QUICK_SHAPES", "ROWS", "SHAPES", "NaiveLSTM", "Row",
-           "add_arguments", "baseline", "bench_shape", "family", "format_memory", "format_table", "gemm_rate",
-           "machine", "main", "median_time", "memory_rows", "peak_memory_mb", "rnn_flops", "run"]
+__all__ = ["GATES", "INFERENCE_ONLY", "LAB_ROWS", "LAB_SHAPES", "LAB_THREADS", "QUICK_ROWS", "QUICK_SHAPES", "ROWS",
+           "SHAPES", "NaiveLSTM", "Row", "add_arguments", "baseline", "bench_shape", "family", "fma_rate",
+           "format_memory", "format_table", "gemm_rate", "machine", "main", "median_time", "memory_rows",
+           "peak_memory_mb", "rnn_flops", "run"]

@@ -10,8 +10,8 @@ import torch
 from .._rules import POSITIVE_INT, argument_type, check_output_file
 from .memory import memory_rows
 from .report import format_memory, format_table, machine, write_json
-from .rows import QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES
-from .timing import bench_shape, gemm_rate
+from .rows import LAB_ROWS, LAB_SHAPES, LAB_THREADS, QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES
+from .timing import bench_shape, fma_rate, gemm_rate
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="two shapes, fewer rows, fp32: under a minute")
     p.add_argument("--repeats", type=argument_type(POSITIVE_INT), default=None,
                    help="timed rounds per row (default 5, quick 3)")
-    p.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="run only these shapes")
+    p.add_argument("--shapes", nargs="+", choices=sorted({**SHAPES, **LAB_SHAPES}), help="run only these shapes")
+    p.add_argument("--lab", action="store_true",
+                   help="the memory lab's small shapes, fp32, with 1 and 2 threads, %%peak of the FMA peak")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
 
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     path that cannot be written is a ValueError before anything is measured."""
     if args.json:
         check_output_file("--json", args.json)
+    if args.lab:
+        return run_lab(args)
     repeats = args.repeats or (3 if args.quick else 5)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else tuple(SHAPES))
     rows = list(QUICK_ROWS if args.quick else ROWS)
@@ -49,4 +53,32 @@ def run(args: argparse.Namespace) -> int:
         print(format_memory(memory))
     if args.json:
         write_json(args.json, info, peak, repeats, results, memory)
+    return 0
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """The lab group: LAB_SHAPES (or ``--shapes``), LAB_ROWS, fp32, once with each of LAB_THREADS threads. Each
+    row's %peak is of the FMA peak measured in this run on as many threads as it ran."""
+    repeats = args.repeats or 7
+    shapes = args.shapes or tuple(LAB_SHAPES)
+    info = machine()
+    default_threads = torch.get_num_threads()
+    results, peaks = [], {}
+    try:
+        for threads in LAB_THREADS:
+            torch.set_num_threads(threads)
+            peak = fma_rate(threads)
+            peaks[threads] = peak
+            text = f"{peak:.0f} GFLOP/s" if peak else "not measured (no fused engine)"
+            print(f"# {info['cpu']}, {threads} thread{'s' * (threads > 1)}, torch {info['torch']}; "
+                  f"fp32 FMA peak {text}", flush=True)
+            for name in shapes:
+                shape_rows = bench_shape(name, list(LAB_ROWS), [torch.float32], repeats, peak, ["infer", "train"],
+                                         threads=threads)
+                print(format_table(shape_rows) + "\n", flush=True)
+                results.extend(shape_rows)
+    finally:
+        torch.set_num_threads(default_threads)
+    if args.json:
+        write_json(args.json, info, None, repeats, results, [], fma_peaks=peaks)
     return 0

@@ -53,7 +53,11 @@ def machine() -> dict:
             "python": platform.python_version(), "lstmkit": lstmkit.__version__}
 
 
-def write_json(path: str, info: dict, peak: float, repeats: int, rows: list[Row], memory: list[dict]) -> None:
+def write_json(path: str, info: dict, peak: float | None, repeats: int, rows: list[Row], memory: list[dict],
+               fma_peaks: dict[int, float | None] | None = None) -> None:
+    data = {"machine": info, "gemm_gflops": peak, "repeats": repeats, "rows": [asdict(r) for r in rows],
+            "memory": memory}
+    if fma_peaks is not None:   # the lab group: FMA GFLOP/s by thread count
+        data["fma_gflops"] = {str(k): v for k, v in fma_peaks.items()}
     with open(path, "w") as fh:
-        json.dump({"machine": info, "gemm_gflops": peak, "repeats": repeats, "rows": [asdict(r) for r in rows],
-                   "memory": memory}, fh, indent=1)
+        json.dump(data, fh, indent=1)

@@ -24,6 +24,15 @@ SHAPES = {
     "long-tiny": (5000, 1, 2, 2),
 }
 QUICK_SHAPES = ("fastrnns", "long")
+# The memory lab's small models (`lstmkit bench --lab`): per-step products of 16k-2M multiply-adds, where fixed
+# call costs, not GEMM rates, decide; run with one thread and with two, fp32, against the FMA peak.
+LAB_SHAPES = {
+    "lab-h32": (100, 32, 6, 32),
+    "lab-h128": (100, 32, 32, 128),
+    "lab-t1000": (1000, 16, 8, 64),
+    "lab-b1": (50, 1, 16, 64),
+}
+LAB_THREADS = (1, 2)
 INFERENCE_ONLY = ("device-inference",)
 
 # name: (module, keyword arguments). "naive" is the Python cell in naive.py; rows named "... trace ..." run
@@ -75,6 +84,9 @@ INTERVENED: dict[str, tuple[str, Callable[[int, int], list]]] = {
     "GRU intervened": ("GRU fused", _gru_interventions),
 }
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+LAB_ROWS = ("torch.nn", "lstmkit", "peephole", "coupled", "layer_norm", "recurrent_dropout", "zoneout",
+            "torch.nn GRU", "GRU", "GRU recurrent_dropout", "GRU zoneout",
+            "torch.nn RNN", "RNN", "RNN recurrent_dropout", "RNN zoneout")
 QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj",
               "torch.nn GRU", "GRU", "GRU trace", "fused", "intervened")
 
@@ -106,8 +118,9 @@ def rnn_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False, g
 @dataclass
 class Row:
     """One row of one shape, mode and dtype: median ``ms`` over the rounds, ``ratio`` to its baseline's ms, GFLOP/s
-    and its fraction of the fp32 GEMM peak (fp32 rows only). A row this machine cannot run has ``na``, the reason,
-    and no figures; a row whose baseline cannot run has no ratio."""
+    and its fraction of the fp32 GEMM peak (fp32 rows only; in the lab group, of the FMA peak on ``threads``
+    threads). A row this machine cannot run has ``na``, the reason, and no figures; a row whose baseline cannot
+    run has no ratio."""
 
     shape: str
     T: int
@@ -123,3 +136,4 @@ class Row:
     gflops: float | None = None
     of_peak: float | None = None
     na: str | None = None
+    threads: int | None = None      # the lab group's thread count (None: torch's default)

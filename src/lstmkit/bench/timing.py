@@ -11,7 +11,7 @@ import torch
 import lstmkit
 
 from .naive import NaiveLSTM
-from .rows import GATES, INFERENCE_ONLY, INTERVENED, ROWS, SHAPES, Row, baseline, family, rnn_flops
+from .rows import GATES, INFERENCE_ONLY, INTERVENED, LAB_SHAPES, ROWS, SHAPES, Row, baseline, family, rnn_flops
 
 
 def gemm_rate(repeats: int = 5) -> float:
@@ -26,6 +26,17 @@ def gemm_rate(repeats: int = 5) -> float:
             fn()
             best = max(best, 2 * 6400 * 512 * 2048 / median_time(fn, repeats) / 1e9)
     return best
+
+
+def fma_rate(threads: int) -> float | None:
+    """fp32 GFLOP/s of vector FMAs on ``threads`` threads at once (the fused engine's ``fma_peak_flops``: 12
+    independent chains per thread in this build's widest vectors); None where the engine cannot be built."""
+    from ..engines.fused import build
+
+    lib = build.load()
+    if lib is None:
+        return None
+    return max(lib.fma_peak_flops(threads, 0.05) for _ in range(3)) / 1e9
 
 
 def median_time(fn, repeats: int) -> float:
@@ -96,9 +107,11 @@ def _engine(row: str, module, x, train: bool, trace: bool) -> str:
         return module.engine_for(x.float(), trace=trace)
 
 
-def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: int, peak: float,
-                modes: list[str]) -> list[Row]:
-    T, B, I, H = SHAPES[name]
+def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: int, peak: float | None,
+                modes: list[str], threads: int | None = None) -> list[Row]:
+    """Time ``rows`` at shape ``name`` (SHAPES or LAB_SHAPES); ``peak`` (GFLOP/s) is what ``of_peak`` divides by.
+    ``threads`` is only recorded: the caller sets torch's thread count."""
+    T, B, I, H = SHAPES[name] if name in SHAPES else LAB_SHAPES[name]
     out = []
     for dtype in dtypes:
         for mode in modes:
@@ -130,7 +143,7 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
             for r in active:
                 engine = _engine(r, modules[r], x, train, trace="trace" in r)
                 if r in na:
-                    out.append(Row(name, T, B, I, H, dt, mode, r, engine, None, na=na[r]))
+                    out.append(Row(name, T, B, I, H, dt, mode, r, engine, None, na=na[r], threads=threads))
                     continue
                 base = baseline(r)
                 P = H // 2 if ROWS[r][1].get("proj_size") else 0
@@ -138,5 +151,5 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
                 gflops = flops / (med[r] / 1e3) / 1e9
                 out.append(Row(name, T, B, I, H, dt, mode, r, engine, med[r],
                                med[r] / med[base] if base in med else None, gflops,
-                               gflops / peak if (peak and dtype == torch.float32) else None))
+                               gflops / peak if (peak and dtype == torch.float32) else None, threads=threads))
     return out

@@ -31,4 +31,9 @@ inline at::Tensor empty_big(at::IntArrayRef sizes, const at::TensorOptions& opti
 // does not dominate small layers.
 inline int64_t grain(int64_t n) { return std::max<int64_t>(1, 8192 / n); }
 
+// Batch rows per thread at least, where each thread runs every step of its rows on resident weights
+// (small_gemm.h): two microkernel blocks of rows. There is one hand-off per chunk of steps, not per step, so
+// even small batches are worth splitting.
+inline int64_t resident_grain() { return 8; }
+
 }  // namespace lstmkit

@@ -8,13 +8,13 @@
 //
 // The library is chosen by measurement, not by CPU vendor: lstmkit/engines/fused/cpu.py times a per-step product
 // with each once per process and takes oneDNN only where it wins clearly (LSTMKIT_GEMM=mkl|onednn overrides); the
-// choice arrives here as `gemm` (0 MKL, 1 oneDNN). For bf16, `gemm` is oneDNN only with the "bf16" strategy
-// (bf16 GEMMs measured faster; LSTMKIT_BF16 overrides), else MKL: a bf16 x bf16 product is exact in fp32 and bf16
-// GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32 GEMMs on the widened
-// operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation order. The weight
-// grads (dA^T X, contracting over the T*B rows) always use at::mm: oneDNN's linear would need both operands
-// transposed and copied first.
-// measurements: BENCHMARKS.md, 'GEMM choice'
+// choice arrives here as `gemm` (0 MKL, 1 oneDNN, 2 resident: the per-step products on a weight packed once per
+// call by small_gemm.h, with no library call per step, and MKL for the products over all steps). For bf16, `gemm` is
+// oneDNN only with the "bf16" strategy (bf16 GEMMs measured faster; LSTMKIT_BF16 overrides), else MKL: a bf16 x bf16
+// product is exact in fp32 and bf16 GEMMs accumulate in fp32 too, so with the MKL choice the bf16 products run as fp32
+// GEMMs on the widened operands, the result rounded to bf16 as a bf16 GEMM's is: the same arithmetic, up to summation
+// order. The weight grads (dA^T X, contracting over the T*B rows) always use at::mm: oneDNN's linear would need both
+// operands transposed and copied first. measurements: BENCHMARKS.md, 'GEMM choice'
 #pragma once
 
 #include <ATen/ATen.h>
@@ -24,7 +24,7 @@
 
 namespace lstmkit {
 
-enum class Gemm { Mkl = 0, OneDnn = 1 };
+enum class Gemm { Mkl = 0, OneDnn = 1, Resident = 2 };
 
 namespace detail {
 
@@ -119,7 +119,7 @@ inline at::Tensor matmul_nt(Gemm gemm, const at::Tensor& a, const at::Tensor& w)
 // out (M, N) = a (M, K) @ w (N, K)^T, into `out` (rows of a larger buffer): MKL writes there itself, other
 // products (oneDNN's, bf16 widened) are copied in.
 inline void matmul_nt_into(Gemm gemm, const at::Tensor& a, const at::Tensor& w, at::Tensor out) {
-  if (gemm == Gemm::Mkl && a.scalar_type() != at::kBFloat16) {
+  if (gemm != Gemm::OneDnn && a.scalar_type() != at::kBFloat16) {
     at::mm_out(out, a, w.t());
   } else {
     out.copy_(matmul_nt(gemm, a, w));

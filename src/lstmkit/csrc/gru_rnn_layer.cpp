@@ -17,6 +17,7 @@
 #include <ATen/Parallel.h>
 
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "aten_util.h"
@@ -24,6 +25,7 @@
 #include "gemm.h"
 #include "gru_rnn_cell.h"
 #include "layers.h"
+#include "small_gemm.h"
 
 namespace lstmkit {
 
@@ -86,7 +88,7 @@ std::vector<Tensor> gru_rnn_forward(const Tensor& x, const Tensor& h0, const Ten
   // a_x = x W_ih^T (T * B, GH), as in lstm_layer.cpp: MKL writes into reused memory (fresh memory is faulted in
   // each call), oneDNN's product is its own tensor, used as it is.
   Tensor ax;
-  if (gemm == Gemm::Mkl) {
+  if (gemm != Gemm::OneDnn) {
     ax = cached_empty({T * B, GH}, so);
     matmul_nt_into(gemm, x.reshape({T * B, I}), w_ih, ax);
   } else {
@@ -101,6 +103,29 @@ std::vector<Tensor> gru_rnn_forward(const Tensor& x, const Tensor& h0, const Ten
     auto L = make_layer<scalar_t, acc_t>(o, T, B, H, Saved{hin, gates_buf, hn, hseq});
     L.b_ih = b_ih.data_ptr<acc_t>(), L.b_hh = b_hh.data_ptr<acc_t>();
     L.ax = ax.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>(), L.h = h.data_ptr<acc_t>();
+    // Resident weights (small_gemm.h): each thread runs every step of its own batch rows, no library call per
+    // step. Generic, so that `if constexpr` drops the body for bf16 (ResidentWeight is fp32 and fp64 only).
+    auto run_resident = [&](auto* type) {
+      using elem_t = std::remove_pointer_t<decltype(type)>;
+      if constexpr (std::is_same_v<elem_t, acc_t>) {
+        const ResidentWeight<elem_t> W_hh_r(w_hh.data_ptr<elem_t>(), GH, H);  // (GH, H)
+        elem_t* ah = ah_buf.data_ptr<elem_t>();                               // (B, GH)
+        at::parallel_for(0, B, resident_grain(), [&](int64_t b0, int64_t b1) {
+          std::vector<acc_t> scratch(H);
+          for (int64_t t = 0; t < T; ++t) {
+            W_hh_r.apply(L.hin + L.hrow(t, b0) * H, H, b1 - b0, ah + b0 * GH, GH);
+            for (int64_t b = b0; b < b1; ++b) gru_rnn_forward_row(L, t, b, ah + b * GH, scratch.data());
+          }
+        });
+        return true;
+      } else {
+        return false;
+      }
+    };
+    if (gemm == Gemm::Resident) {
+      TORCH_CHECK(run_resident(static_cast<scalar_t*>(nullptr)), "lstmkit: resident weights are for fp32 and fp64");
+      return;
+    }
     for (int64_t t = 0; t < T; ++t) {
       Tensor ah = W_hh.apply(hin.select(0, save ? t : t % 2), ah_buf);  // (B, GH)
       const scalar_t* ah_p = ah.data_ptr<scalar_t>();
@@ -147,7 +172,8 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
       if (gru) db_hh.add_(dah_k.to(ao.dtype()).sum(0));
     }
   };
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (H, GH)
+  const Tensor w_hh_t = w_hh.t().contiguous();  // (H, GH)
+  const StepWeight W_hh_t(gemm, w_hh_t, B);
   Tensor dhg_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, H) dA_h(t+1) W_hh; undefined before the first step
   Tensor h0_acc = h0.to(ao.dtype());
@@ -159,6 +185,33 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
     L.dy = data_or_null<scalar_t>(dy);
     L.dh_keep = dh_keep.data_ptr<acc_t>();
     L.dax = dax.data_ptr<scalar_t>(), L.dah = dah.data_ptr<scalar_t>();
+    auto run_resident = [&](auto* type) {  // as in forward
+      using elem_t = std::remove_pointer_t<decltype(type)>;
+      if constexpr (std::is_same_v<elem_t, acc_t>) {
+        const ResidentWeight<elem_t> W_hh_r(w_hh_t.data_ptr<elem_t>(), H, GH);  // (H, GH)
+        elem_t* dhg_p = dhg_buf.data_ptr<elem_t>();                             // (B, H) dA_h(t+1) W_hh
+        for (int64_t t1 = T; t1 > 0; t1 -= K) {
+          const int64_t t0 = std::max<int64_t>(0, t1 - K);
+          L.t0 = t0;
+          at::parallel_for(0, B, resident_grain(), [&](int64_t b0, int64_t b1) {
+            for (int64_t t = t1 - 1; t >= t0; --t) {
+              const bool last = t == T - 1;  // no dA_h(t+1) yet
+              for (int64_t b = b0; b < b1; ++b) gru_rnn_backward_row(L, t, b, last ? nullptr : dhg_p + b * H);
+              W_hh_r.apply(L.dah + L.crow(t, b0) * GH, GH, b1 - b0, dhg_p + b0 * H, H);
+            }
+          });
+          accumulate_chunk(t0, t1);
+        }
+        dhg = dhg_buf;
+        return true;
+      } else {
+        return false;
+      }
+    };
+    if (gemm == Gemm::Resident) {
+      TORCH_CHECK(run_resident(static_cast<scalar_t*>(nullptr)), "lstmkit: resident weights are for fp32 and fp64");
+      return;
+    }
     for (int64_t t1 = T; t1 > 0; t1 -= K) {  // chunks [t0, t1), the last first
       const int64_t t0 = std::max<int64_t>(0, t1 - K);
       L.t0 = t0;

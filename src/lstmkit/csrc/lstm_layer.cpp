@@ -24,6 +24,7 @@
 #include <ATen/Parallel.h>
 
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "aten_util.h"
@@ -31,6 +32,7 @@
 #include "gemm.h"
 #include "layers.h"
 #include "lstm_cell.h"
+#include "small_gemm.h"
 
 namespace lstmkit {
 
@@ -116,7 +118,7 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
   Tensor cseq = cached_empty({K, B, H}, ao);
   // a_x = x W_ih^T for the steps [t0, t0 + K) in `ax` (K * B, GH). MKL writes into a cached buffer; oneDNN
   // returns its own, copied in only when streaming.
-  Tensor ax = stream || gemm == Gemm::Mkl ? cached_empty({K * B, GH}, so) : Tensor();
+  Tensor ax = stream || gemm != Gemm::OneDnn ? cached_empty({K * B, GH}, so) : Tensor();
   auto project_input = [&](int64_t t0) {
     const int64_t k = std::min(K, T - t0);
     Tensor xk = x.slice(0, t0, t0 + k).reshape({k * B, I});
@@ -152,6 +154,41 @@ std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor
     L.ax = ax.data_ptr<scalar_t>(), L.y = y.data_ptr<scalar_t>();
     L.h = h.data_ptr<acc_t>(), L.c = c.data_ptr<acc_t>();
 
+    // Generic, so that `if constexpr` drops the body for bf16 (ResidentWeight is fp32 and fp64 only).
+    auto run_resident = [&](auto* type) {
+      using elem_t = std::remove_pointer_t<decltype(type)>;
+      if constexpr (std::is_same_v<elem_t, acc_t>) {
+        // Per chunk of steps, each thread runs every step for its own batch rows: a row's recurrence needs only
+        // its own rows, so there is no hand-off between threads per step, and no library call.
+        const ResidentWeight<elem_t> W_hh_r(w_hh.data_ptr<elem_t>(), GH, R);  // (GH, R)
+        const ResidentWeight<elem_t> W_hr_r =
+            proj ? ResidentWeight<elem_t>(w_hr->data_ptr<elem_t>(), R, H) : ResidentWeight<elem_t>();  // (P, H)
+        elem_t* ah = ah_buf.data_ptr<elem_t>();                                                        // (B, GH)
+        elem_t* hp = proj ? hp_buf.data_ptr<elem_t>() : nullptr;                                       // (B, P)
+        for (int64_t t0 = 0; t0 < T; t0 += K) {
+          if (t0 > 0) project_input(t0), L.t0 = t0;  // streaming: the next chunk's a_x, into the same buffers
+          const int64_t t1 = std::min(T, t0 + K);
+          at::parallel_for(0, B, resident_grain(), [&](int64_t b0, int64_t b1) {
+            std::vector<acc_t> scratch(forward_scratch(H, ln));
+            for (int64_t t = t0; t < t1; ++t) {
+              W_hh_r.apply(L.hin + L.hrow(t, b0) * R, R, b1 - b0, ah + b0 * GH, GH);
+              for (int64_t b = b0; b < b1; ++b) forward_row(L, t, b, ah + b * GH, scratch.data());
+              if (proj) {
+                W_hr_r.apply(L.hraw + L.srow(t, b0) * H, H, b1 - b0, hp + b0 * R, R);
+                for (int64_t b = b0; b < b1; ++b) finish_h(L, t, b, hp + b * R);
+              }
+            }
+          });
+        }
+        return true;
+      } else {
+        return false;
+      }
+    };
+    if (gemm == Gemm::Resident) {
+      TORCH_CHECK(run_resident(static_cast<scalar_t*>(nullptr)), "lstmkit: resident weights are for fp32 and fp64");
+      return;
+    }
     for (int64_t t = 0; t < T; ++t) {
       if (stream && t > 0 && t % K == 0) {  // the next chunk: its a_x, into the same buffers
         project_input(t);
@@ -263,9 +300,9 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     }
   };
 
-  const StepWeight W_hh_t(gemm, w_hh.t().contiguous(), B);  // (R, GH)
-  const std::optional<StepWeight> W_hr_t =
-      proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr->t().contiguous(), B)) : std::nullopt;  // (H, P)
+  const Tensor w_hh_t = w_hh.t().contiguous(), w_hr_t = proj ? w_hr->t().contiguous() : Tensor();  // (R, GH), (H, P)
+  const StepWeight W_hh_t(gemm, w_hh_t, B);
+  const std::optional<StepWeight> W_hr_t = proj ? std::optional<StepWeight>(StepWeight(gemm, w_hr_t, B)) : std::nullopt;
   Tensor dhg_buf = at::empty({B, R}, so), dr_buf = at::empty({B, H}, so);
   Tensor dhg;  // (B, R) dA_h(t+1) W_hh; undefined before the first step
   const CellParams params{bias, peephole, gamma_ih, gamma_hh, gamma_c, beta_c};
@@ -322,6 +359,50 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
       }
     };
 
+    // As in forward: each thread runs every step of its own rows; generic so that bf16 drops the body.
+    auto run_resident = [&](auto* type) {
+      using elem_t = std::remove_pointer_t<decltype(type)>;
+      if constexpr (std::is_same_v<elem_t, acc_t>) {
+        const ResidentWeight<elem_t> W_hh_r(w_hh_t.data_ptr<elem_t>(), R, GH);  // (R, GH)
+        const ResidentWeight<elem_t> W_hr_r =
+            proj ? ResidentWeight<elem_t>(w_hr_t.data_ptr<elem_t>(), H, R) : ResidentWeight<elem_t>();  // (H, P)
+        elem_t* dhg_p = dhg_buf.data_ptr<elem_t>();  // (B, R) dA_h(t+1) W_hh
+        elem_t* dr_p = dr_buf.data_ptr<elem_t>();    // (B, H) with proj
+        for (int64_t t1 = T; t1 > 0; t1 -= K) {
+          const int64_t t0 = std::max<int64_t>(0, t1 - K);
+          L.t0 = t0;
+          if (ln) rebuild_chunk(t0, t1);
+          at::parallel_for(0, B, resident_grain(), [&](int64_t b0, int64_t b1) {
+            std::vector<acc_t> scratch(7 * H);  // 6H for the cell, then H for dr
+            for (int64_t t = t1 - 1; t >= t0; --t) {
+              const bool last = t == T - 1;  // no dA_h(t+1) yet
+              if (proj) {
+                for (int64_t b = b0; b < b1; ++b)
+                  backward_h_row(L, t, b, last ? nullptr : dhg_p + b * R, L.dhnew + L.crow(t, b) * R);
+                W_hr_r.apply(L.dhnew + L.crow(t, b0) * R, R, b1 - b0, dr_p + b0 * H, H);
+                for (int64_t b = b0; b < b1; ++b) backward_cell_row(L, t, b, dr_p + b * H, scratch.data());
+              } else {
+                acc_t* dr = scratch.data() + 6 * H;
+                for (int64_t b = b0; b < b1; ++b) {
+                  backward_h_row(L, t, b, last ? nullptr : dhg_p + b * R, dr);
+                  backward_cell_row(L, t, b, dr, scratch.data());
+                }
+              }
+              W_hh_r.apply(L.dah + L.crow(t, b0) * GH, GH, b1 - b0, dhg_p + b0 * R, R);
+            }
+          });
+          accumulate_chunk(t0, t1);
+        }
+        dhg = dhg_buf;
+        return true;
+      } else {
+        return false;
+      }
+    };
+    if (gemm == Gemm::Resident) {
+      TORCH_CHECK(run_resident(static_cast<scalar_t*>(nullptr)), "lstmkit: resident weights are for fp32 and fp64");
+      return;
+    }
     for (int64_t t1 = T; t1 > 0; t1 -= K) {  // chunks [t0, t1), the last first
       const int64_t t0 = std::max<int64_t>(0, t1 - K);
       L.t0 = t0;

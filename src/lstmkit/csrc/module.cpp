@@ -5,6 +5,7 @@
 
 #include "buffers.h"
 #include "layers.h"
+#include "machine.h"
 
 namespace py = pybind11;
 
@@ -46,5 +47,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "One GRU or Elman RNN layer-direction, forward (see lstmkit/engines/fused/gru_rnn.py)");
   m.def("gru_rnn_backward", &lstmkit::gru_rnn_backward, "Its BPTT");
   m.def("release_buffers", [] { lstmkit::BufferCache::get().release(); }, "Free the cached working buffers");
+  m.def("fma_peak_flops", &lstmkit::fma_peak_flops, "FMA peak (flop/s) of fp32 vector FMAs on n threads (machine.h)",
+        py::arg("threads"), py::arg("seconds") = 0.05);
+  m.def("resident_product_seconds", &lstmkit::resident_product_seconds,
+        "Seconds of one resident-weight product a @ w^T (small_gemm.h), fastest of repeats", py::arg("a"), py::arg("w"),
+        py::arg("repeats") = 7, py::arg("calls") = 20);
   m.def("cached_bytes", [] { return lstmkit::BufferCache::get().cached_bytes(); }, "Bytes the cache holds");
 }

@@ -5,7 +5,8 @@ never results (every engine is tested against the reference), and takes, in orde
 
 1. the fused engine for traces without gradients (it keeps the gates anyway, so a trace costs what a forward
    costs, where replaying them after torch's kernel costs up to 2x more), for ``proj_size`` (where torch leaves
-   oneDNN for a slower path) and for the GRU (torch's CPU GRU is slower: :func:`.fused.faster_than_torch`),
+   oneDNN for a slower path), for the GRU (torch's CPU GRU is slower: :func:`.fused.faster_than_torch`) and
+   for the plain LSTM's long small-model training calls (T >= 500 where the per-step product is resident),
    these two when the call is long enough for that to pay (:func:`fused_pays`: a fused call has a fixed cost);
 2. torch's kernel wherever it computes exactly this call (a plain module costs what torch.nn costs);
 3. the fused engine (variants, recurrent dropout, zoneout; torch's kernels that cannot run bf16 on this CPU);
@@ -93,7 +94,7 @@ def choose(backend: str, cell: Cell, config: RunConfig, x: Tensor, trace: bool, 
         if reason:
             raise InputError(f"backend={backend!r} cannot run this call: {reason}; use backend='auto'")
         return engine
-    fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell, batch)
+    fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell, batch, steps)
     torch_reason = torch_kernel.why_not(cell, config, x, trace=trace)
     if fused_first and not trace and torch_reason is None and not fused_pays(cell, steps, batch):
         return torch_kernel

@@ -51,6 +51,10 @@ ONEDNN_MARGIN = 1.25
 # Measured on the AMD EPYC: oneDNN's call cost ~13-16 us whatever the size, MKL's ~3 us, so MKL won every
 # product under ~1M multiply-adds (0.2-0.5x oneDNN's time) and oneDNN from ~4M (16 x 256 x 1024: 0.44x MKL's).
 SMALL_PRODUCT = 1 << 20
+# Per-step products (fp32, fp64) up to this many multiply-adds run on resident weights (csrc/small_gemm.h: packed
+# once per call, a register-blocked loop per step, no library call). Measured: BENCHMARKS.md, "Small shapes".
+# ``LSTMKIT_RESIDENT_MACS`` replaces it (0: never).
+RESIDENT_PRODUCT = 1 << 22
 SMALL_SHAPE = (8, 64, 256)          # (M, K, N) the small class is measured on
 LARGE_SHAPE = (64, 512, 2048)       # and the large one
 BF16_MARGIN = 1.10
@@ -247,7 +251,8 @@ def choice() -> Choice:
 
 def gemm_id(dtype: torch.dtype, step_product: int) -> int:
     """The ``gemm`` argument of the C++ layer functions for tensors of ``dtype`` whose per-step product has
-    ``step_product`` multiply-adds (B x R x G*H): 0 = MKL, 1 = oneDNN.
+    ``step_product`` multiply-adds (B x R x G*H): 0 = MKL, 1 = oneDNN, 2 = resident weights (fp32 and fp64 per-step
+    products up to :func:`resident_product`, with MKL for the products over all steps).
 
     bf16 tensors go to oneDNN only with the bf16 strategy; otherwise 0, for which ``csrc/gemm.h`` widens bf16
     operands to fp32 (exact) and runs fp32 GEMMs, so a bf16 call never needs a bf16 primitive.
@@ -255,6 +260,8 @@ def gemm_id(dtype: torch.dtype, step_product: int) -> int:
     c = choice()
     if dtype == torch.bfloat16:
         return 0 if bf16_runs_as_fp32(step_product) else 1
+    if step_product <= resident_product():
+        return 2
     library = c.gemm_small if step_product < SMALL_PRODUCT else c.gemm
     return 1 if library == "onednn" else 0
 
@@ -264,3 +271,14 @@ def bf16_runs_as_fp32(step_product: int) -> bool:
     float32: with the ``"fp32"`` strategy, and for small products with either (a oneDNN bf16 call costs its fixed
     ~13 us however small the product: a peephole LSTM at T=5000, B=1, H=2 took 11x torch.nn's bf16 time)."""
     return choice().bf16 == "fp32" or step_product < SMALL_PRODUCT
+
+
+def resident_product() -> int:
+    """The largest per-step product (multiply-adds) run on resident weights: :data:`RESIDENT_PRODUCT`, or
+    ``LSTMKIT_RESIDENT_MACS`` (0 turns resident weights off)."""
+    value = os.environ.get("LSTMKIT_RESIDENT_MACS")
+    if value is None:
+        return RESIDENT_PRODUCT
+    if not value.strip().isdigit():
+        raise InputError(f"LSTMKIT_RESIDENT_MACS (={value!r}) must be a non-negative integer (0: never)")
+    return int(value)

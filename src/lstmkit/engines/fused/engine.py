@@ -15,10 +15,13 @@ their own dtype either way.
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import Tensor
 
 from ...cells import Cell, GRUCellMath, LSTMCellMath, RNNCellMath, Weights
+from ...errors import InputError
 from ...sequences import Sequences
 from ..config import Masks, RunConfig
 from ..layers import run_layers
@@ -31,7 +34,24 @@ NAME = "fused"
 CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 
 
-def faster_than_torch(cell: Cell, batch: int | None = None) -> bool:
+# The plain LSTM with a backward to follow takes this engine from this many steps, where its per-step product is
+# resident (cpu.resident_product). Measured on the AMD EPYC, one thread, CPU time, fused / torch's kernel, forward
+# + backward (BENCHMARKS.md, "Small shapes"): at T=100 0.83-1.20 over B in {1, 16, 32}, H in {32, 64, 128}; at
+# T=200 0.69-1.13; at T=500 0.62-1.05 (0.62 at B=32, H=128); at T=1000 0.49-0.94. Inference stays on torch's
+# kernel (1.1-1.5x there). ``LSTMKIT_FUSED_LSTM_STEPS`` replaces the bound.
+LSTM_MIN_STEPS = 500
+
+
+def _lstm_min_steps() -> int:
+    value = os.environ.get("LSTMKIT_FUSED_LSTM_STEPS")
+    if value is None:
+        return LSTM_MIN_STEPS
+    if not value.strip().isdigit():
+        raise InputError(f"LSTMKIT_FUSED_LSTM_STEPS (={value!r}) must be a non-negative integer")
+    return int(value)
+
+
+def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = None) -> bool:
     """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it (for
     calls long enough that its fixed cost pays: :func:`lstmkit.engines.policy.fused_pays`).
 
@@ -40,9 +60,14 @@ def faster_than_torch(cell: Cell, batch: int | None = None) -> bool:
     per-step product is small, where torch's RNN, also separate ops per step, pays their call costs: at T=5000,
     B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms, at B=1, H=256 inference 0.82x torch's;
     but at B=32, H=128 (0.5M multiply-adds per step) inference took 1.23x and forward+backward 0.81x. Hence
-    B x H x H under 1M multiply-adds with a backward to follow, under 128K without. Never for the LSTM, whose
-    torch kernel is oneDNN's.
+    B x H x H under 1M multiply-adds with a backward to follow, under 128K without. For the plain LSTM, whose
+    torch kernel is oneDNN's, only with a backward to follow, from :data:`LSTM_MIN_STEPS` steps and where the
+    per-step product runs on resident weights (torch's backward grows faster than linearly in T there).
     """
+    if type(cell) is LSTMCellMath and batch is not None and steps is not None:
+        step_product = batch * cell.output_size * 4 * cell.hidden_size
+        return (torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and steps >= _lstm_min_steps()
+                and step_product <= cpu.resident_product())
     if type(cell) is GRUCellMath:
         return True
     if type(cell) is RNNCellMath and batch is not None:
