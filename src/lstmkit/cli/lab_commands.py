@@ -177,7 +177,7 @@ def explain_parser(sub) -> Callable:
     p.add_argument("--run", required=True, help="a run folder written by lstmkit train (temporal-order, adding, "
                                                 "adding-1997 or recall)")
     p.add_argument("--out", default=None, help="where to write explain.json and the plots (default: RUN/explain)")
-    p.add_argument("--sequences", type=positive_int, default=512, help="held-out sequences used (default 512)")
+    p.add_argument("--sequences", type=positive_int, default=256, help="held-out sequences used (default 256)")
     p.add_argument("--top", type=positive_int, default=10, help="units shown in the printed table (default 10)")
     return _run_explain
 

@@ -44,7 +44,7 @@ import lstmkit
 from .model import SequenceModel
 from .tasks import Batch, Task
 
-SEQUENCES = 512        # held-out sequences explain uses by default
+SEQUENCES = 256        # held-out sequences explain uses by default (an H = 32 LSTM: 224 intervened runs)
 GOAL = 0.9             # k90: the smallest k whose effect reaches this share of every unit's
 EXAMPLES = 3           # sequences and
 EXAMPLE_UNITS = 4      # top units whose state the example plot shows
