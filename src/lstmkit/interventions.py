@@ -12,7 +12,18 @@ recurrence (an LSTM's ``i, f, g, o, c, h``; a GRU's ``r, z, n, h``; an RNN's ``a
 Each constructor returns a frozen :class:`Intervention`; where it acts is chosen by ``layer``, ``direction``,
 ``units`` (features of the record), ``steps`` (in the caller's time order, also for the reverse direction: step
 ``t`` is index ``t`` of ``trace[layer, 1]``) and ``rows`` (batch rows in the caller's order). Each of ``units``,
-``steps``, ``rows`` is None (all), an int, a slice, a sequence of ints or a bool mask.
+``steps``, ``rows`` is None (all), an int, a slice, a sequence of ints or a bool mask. They select an outer
+product (every selected step of every selected row); where the steps differ per row (a span that starts where
+each sequence's cue is), ``where`` narrows it: a bool tensor laid out like the record without its feature
+dimension, ``(T, B)``, ``(B, T)`` with ``batch_first``, ``(T,)`` unbatched (for packed input, the padded layout
+``trace`` gives), True at the (step, row) pairs to act on; the intervention then acts on the selected units at
+the selected steps and rows where ``where`` is True:
+
+    >>> span = torch.zeros(20, 2, dtype=torch.bool)
+    >>> span[3:15, 0] = True; span[8:15, 1] = True                # row 0 from step 3, row 1 from step 8
+    >>> tr = lstm.trace(x, interventions=[lstmkit.ablate("c", units=[2], where=span)])
+    >>> bool((tr[0, 0].c[..., 2] == 0).eq(span).all())
+    True
 
 =========  ====================================  ===================================================================
 kind       the selected values become            gradient to the value replaced
@@ -68,56 +79,61 @@ class Intervention:
     units: Index = field(default=None, repr=False)
     steps: Index = field(default=None, repr=False)
     rows: Index = field(default=None, repr=False)
+    where: Tensor | None = field(default=None, repr=False)
 
 
-def _make(kind: str, name, operand, layer, direction, units, steps, rows) -> Intervention:
+def _make(kind: str, name, operand, layer, direction, units, steps, rows, where) -> Intervention:
     if not isinstance(name, str):
         raise InputTypeError(f"the record name of {kind}() must be a str such as 'f' or 'c', got "
                              f"{type(name).__name__}")
     for arg, v in (("layer", layer), ("direction", direction)):
         if isinstance(v, bool) or not isinstance(v, int):
             raise InputTypeError(f"`{arg}` of {kind}() must be an int, got {type(v).__name__}")
-    return Intervention(kind, name, operand, layer, direction, units, steps, rows)
+    if where is not None and not (isinstance(where, Tensor) and where.dtype == torch.bool):
+        got = f"a {where.dtype} tensor" if isinstance(where, Tensor) else type(where).__name__
+        raise InputTypeError(f"`where` of {kind}() must be None or a bool tensor over (steps, rows), got {got}")
+    return Intervention(kind, name, operand, layer, direction, units, steps, rows,
+                        None if where is None else where.detach())
 
 
 def clamp(name: str, value: float | Tensor, *, layer: int = 0, direction: int = 0, units: Index = None,
-          steps: Index = None, rows: Index = None) -> Intervention:
+          steps: Index = None, rows: Index = None, where: Tensor | None = None) -> Intervention:
     """Set the selected values of record ``name`` to ``value`` (a float, or a tensor over the selected units)."""
-    return _make("clamp", name, _number("value", "clamp", value), layer, direction, units, steps, rows)
+    return _make("clamp", name, _number("value", "clamp", value), layer, direction, units, steps, rows, where)
 
 
 def scale(name: str, factor: float | Tensor, *, layer: int = 0, direction: int = 0, units: Index = None,
-          steps: Index = None, rows: Index = None) -> Intervention:
+          steps: Index = None, rows: Index = None, where: Tensor | None = None) -> Intervention:
     """Multiply the selected values of record ``name`` by ``factor``."""
-    return _make("scale", name, _number("factor", "scale", factor), layer, direction, units, steps, rows)
+    return _make("scale", name, _number("factor", "scale", factor), layer, direction, units, steps, rows, where)
 
 
 def add(name: str, delta: float | Tensor, *, layer: int = 0, direction: int = 0, units: Index = None,
-        steps: Index = None, rows: Index = None) -> Intervention:
+        steps: Index = None, rows: Index = None, where: Tensor | None = None) -> Intervention:
     """Add ``delta`` to the selected values of record ``name``."""
-    return _make("add", name, _number("delta", "add", delta), layer, direction, units, steps, rows)
+    return _make("add", name, _number("delta", "add", delta), layer, direction, units, steps, rows, where)
 
 
 def ablate(name: str, *, mean: Trace | None = None, layer: int = 0, direction: int = 0, units: Index = None,
-           steps: Index = None, rows: Index = None) -> Intervention:
+           steps: Index = None, rows: Index = None, where: Tensor | None = None) -> Intervention:
     """Zero-ablate the selected values of record ``name``, or with ``mean`` (a :class:`lstmkit.Trace` of the same
     model, e.g. over a reference set) set them to the per-unit mean of that trace's record over its steps and
     rows (valid steps only for packed input)."""
     if mean is not None and not isinstance(mean, Trace):
         raise InputTypeError(f"`mean` of ablate() must be None (zero-ablation) or an lstmkit.Trace, got "
                              f"{type(mean).__name__}")
-    return _make("ablate", name, mean, layer, direction, units, steps, rows)
+    return _make("ablate", name, mean, layer, direction, units, steps, rows, where)
 
 
 def patch(name: str, source: Trace | Tensor, *, layer: int = 0, direction: int = 0, units: Index = None,
-          steps: Index = None, rows: Index = None) -> Intervention:
+          steps: Index = None, rows: Index = None, where: Tensor | None = None) -> Intervention:
     """Activation patching: set the selected values of record ``name`` to ``source``'s at the same (step, row,
     unit). ``source`` is a :class:`lstmkit.Trace` of the same model on an input of the same shape (e.g. the clean
     run), or a tensor laid out like the record (as ``trace[layer, direction].<name>`` is)."""
     if not isinstance(source, Trace | Tensor):
         raise InputTypeError(f"`source` of patch() must be an lstmkit.Trace or a Tensor, got "
                              f"{type(source).__name__}")
-    return _make("patch", name, source, layer, direction, units, steps, rows)
+    return _make("patch", name, source, layer, direction, units, steps, rows, where)
 
 
 def _number(arg: str, kind: str, v) -> float | Tensor:
@@ -207,7 +223,7 @@ def compile_edits(interventions: Sequence[Intervention], model: Model, form: Inp
     T, B = seq.steps, seq.batch
     device = seq.values().device
     lengths = seq.lengths()                                     # sorted order, engine form
-    plan: dict[tuple[int, int, str], list[tuple[Intervention, tuple, Tensor | float, Tensor | float]]] = {}
+    plan: dict[tuple[int, int, str], list[tuple[Tensor | None, tuple, Tensor | float, Tensor | float]]] = {}
     for k, iv in enumerate(interventions):
         where = check(iv, k, model)
         layer, d = iv.layer % model.num_layers, iv.direction % model.directions
@@ -220,15 +236,22 @@ def compile_edits(interventions: Sequence[Intervention], model: Model, form: Inp
         u = _index(iv.units, S, "units", where, f"record {iv.name!r} has {S} features")
         ix = _block(t, b, u)
         k_op, v_op = _operator(iv, where, model, form, u, ix, (T, B, S), dtype, device)
-        plan.setdefault((layer, d, iv.name), []).append((iv, ix, k_op, v_op))
+        on = None if iv.where is None else _where(iv.where, where, model, form, (T, B), device)[ix[0], ix[1]]
+        if on is not None and on.dim() == 2:                    # basic slices: (t, b) -> (t, b, 1)
+            on = on.unsqueeze(-1)
+        plan.setdefault((layer, d, iv.name), []).append((on, ix, k_op, v_op))
 
     maps: dict[tuple[int, int], dict[str, Edit]] = {}
     for (layer, d, name), ops in plan.items():
         S = model.sizes[name]
         keep = torch.ones(T, B, S, dtype=dtype, device=device)
         value = torch.zeros(T, B, S, dtype=dtype, device=device)
-        for _, ix, k_op, v_op in ops:                          # v'' = k (keep v + value) + v_op = (k keep) v + ...
-            if all(isinstance(i, slice) for i in ix):           # a view: changed in place, trivial steps skipped
+        for on, ix, k_op, v_op in ops:                         # v'' = k (keep v + value) + v_op = (k keep) v + ...
+            if on is not None:                                  # (t, b, 1): only where `where` is True
+                k_new, v_new = keep[ix] * k_op, value[ix] * k_op + v_op
+                keep[ix] = torch.where(on, k_new, keep[ix])
+                value[ix] = torch.where(on, v_new, value[ix])
+            elif all(isinstance(i, slice) for i in ix):         # a view: changed in place, trivial steps skipped
                 if not _is(k_op, 1.0):
                     keep[ix].mul_(k_op)
                     value[ix].mul_(k_op)
@@ -271,6 +294,19 @@ def _operator(iv: Intervention, where: str, model: Model, form: InputForm, u: Te
     src = src.detach().to(dtype=dtype, device=device)
     tm = src.unsqueeze(1) if form.unbatched else (src.transpose(0, 1) if model.batch_first else src)
     return 0.0, tm[ix]
+
+
+def _where(mask: Tensor, where: str, model: Model, form: InputForm, shape: tuple[int, int], device) -> Tensor:
+    """An intervention's ``where`` mask, checked against the call, as (T, B) time-major."""
+    T, B = shape
+    expected = (T,) if form.unbatched else ((B, T) if model.batch_first else (T, B))
+    if tuple(mask.shape) != expected:
+        layout = "(T,)" if form.unbatched else ("(B, T)" if model.batch_first else "(T, B)")
+        raise InputError(f"{where}: `where` must be laid out like the record without its feature dimension, "
+                         f"{layout} = {expected}, got {tuple(mask.shape)}")
+    mask = mask.to(device)
+    tm = mask.unsqueeze(1) if form.unbatched else (mask.transpose(0, 1) if model.batch_first else mask)
+    return tm
 
 
 def _trace_record(tr: Trace, iv: Intervention, where: str, model: Model, what: str) -> Tensor:

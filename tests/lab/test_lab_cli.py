@@ -92,7 +92,7 @@ def test_an_option_and_the_config_field_it_sets_expect_the_same_thing(option, va
 
 
 @pytest.mark.parametrize("args", [["train", "--task", "adding", "--model", "lstm"], ["gradflow", "--run", "."],
-                                  ["sweep"], ["demo"]], ids=lambda args: args[0])
+                                  ["explain", "--run", "."], ["sweep"], ["demo"]], ids=lambda args: args[0])
 def test_a_lab_command_without_the_lab_extra_names_the_package_and_exits_2(args, monkeypatch, capsys, tmp_path):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

@@ -78,6 +78,10 @@ def test_a_tiny_demo_writes_summary_readme_and_plots(tmp_path, capsys):
             assert key in m
     assert summary["models"]["lstm"]["params"] > summary["models"]["gru"]["params"] > summary["models"]["rnn"]["params"]
     readme = (tmp_path / "README.md").read_text()
-    for png in ("learning_curves.png", "gradient_vs_lag.png", "lstm_gates.png", "forget_gates.png"):
+    for png in ("learning_curves.png", "gradient_vs_lag.png", "lstm_gates.png", "forget_gates.png",
+                "where_memory_lives.png"):
         assert f"]({png})" in readme and (tmp_path / png).stat().st_size > 10_000
     assert "| Parameters" in readme and "| Parameters" in capsys.readouterr().out
+    memory = on_disk["memory"]
+    assert len(memory["top_units"]) == 5 and memory["units"] == 32 and "## Where the memory lives" in readme
+    assert json.loads((tmp_path / "explain.json").read_text())["records"] == ["c"]

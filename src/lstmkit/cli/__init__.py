@@ -1,5 +1,5 @@
-"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``sweep`` and ``demo`` (the memory lab), ``explore``
-(the gate explorer), ``bench``, and ``info`` and ``build`` (the fused engine).
+"""``lstmkit`` on the command line: ``train``, ``gradflow``, ``explain``, ``sweep`` and ``demo`` (the memory lab),
+``explore`` (the gate explorer), ``bench``, and ``info`` and ``build`` (the fused engine).
 
 Each subcommand is one function that adds its parser and names the function that runs it (the lab's in
 :mod:`lstmkit.cli.lab_commands`); a new subcommand is a new function in ``SUBCOMMANDS``. Building the parser

@@ -1,4 +1,4 @@
-"""The memory lab's subcommands: ``train``, ``gradflow``, ``sweep`` and ``demo``.
+"""The memory lab's subcommands: ``train``, ``gradflow``, ``explain``, ``sweep`` and ``demo``.
 
 Each subcommand is one function that adds its parser and returns the function that runs it. The lab's modules
 (and matplotlib, tqdm, safetensors, scikit-learn) are imported only when a subcommand runs, after a check that the
@@ -165,6 +165,38 @@ def _steps(fit: dict) -> str:
     return "no decay" if fit["half_life"] is None else f"{fit['half_life']:.1f} steps"
 
 
+# --- explain ---------------------------------------------------------------------------------------------------
+
+def explain_parser(sub) -> Callable:
+    p = sub.add_parser("explain", help="which units carry the memory: ablation, top-k curve, patching flip rate",
+                       description="On a finished train run's held-out sequences, mean-ablate each unit's cell "
+                                   "state (h for a GRU or RNN) and each gate over the span between the informative "
+                                   "inputs and the read-out, rank the units by the metric's drop, ablate the top k "
+                                   "(k = 1..H) and patch their state from sequences with other informative "
+                                   "symbols (the flip rate). Writes explain.json and plots.")
+    p.add_argument("--run", required=True, help="a run folder written by lstmkit train (temporal-order, adding, "
+                                                "adding-1997 or recall)")
+    p.add_argument("--out", default=None, help="where to write explain.json and the plots (default: RUN/explain)")
+    p.add_argument("--sequences", type=positive_int, default=256, help="held-out sequences used (default 256)")
+    p.add_argument("--top", type=positive_int, default=10, help="units shown in the printed table (default 10)")
+    return _run_explain
+
+
+def _run_explain(args) -> int:
+    require_lab_extra(args.command)  # before anything of the lab is imported
+    from pathlib import Path
+
+    from ..lab.explain import explain_run, format_table
+
+    out = Path(args.out) if args.out else Path(args.run) / "explain"
+    check_output_folder("--out", out)
+    result = explain_run(args.run, out, sequences=args.sequences)
+    print(format_table(result, rows=args.top))
+    print(f"wrote {out / 'explain.json'}, {out / 'unit_effects.png'}, {out / 'top_k.png'} and "
+          f"{out / 'top_units_state.png'} ({result['seconds']:.0f} s)")
+    return 0
+
+
 # --- sweep -----------------------------------------------------------------------------------------------------
 
 def sweep_parser(sub) -> Callable:
@@ -224,4 +256,4 @@ def _run_demo(args) -> int:
     return 0
 
 
-LAB_SUBCOMMANDS: list[Callable] = [train_parser, gradflow_parser, sweep_parser, demo_parser]
+LAB_SUBCOMMANDS: list[Callable] = [train_parser, gradflow_parser, explain_parser, sweep_parser, demo_parser]

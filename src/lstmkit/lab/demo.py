@@ -4,7 +4,9 @@ Temporal order at T = 100 (Hochreiter & Schmidhuber 1997, exp. 6a), 3 seeds each
 LSTM with forget-gate bias 3 and an LSTM with torch.nn's initialisation (the forget gate starts near 0.5): same
 hidden size (32), batch (32), optimiser (Adam 3e-3), clipping (1) and step budget, early stop when solved. Then
 the gradient norm against lag for each model (seed 0) at initialisation and trained, one sequence's LSTM gates,
-forget-gate histograms, ``summary.json`` and a ``README.md`` with the table and the plots.
+forget-gate histograms, where the LSTM's memory lives (seed 0; :mod:`lstmkit.lab.explain` on its cell state
+only, over 128 held-out sequences, to keep it to seconds), ``summary.json`` and a ``README.md`` with the table
+and the plots.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from .config import TrainConfig
 from .demo_readme import format_table, readme
+from .explain import explain
 from .files import atomic_write_bytes, to_json, write_json
 from .gradflow import gate_statistics, gradient_norms
 from .memory import check_fits
@@ -40,6 +43,7 @@ ORDER = ("gru", "rnn", "lstm_torch_init", "lstm")
 SHOWN = ("rnn", "gru", "lstm", "lstm_torch_init")  # the table's column order
 DEFAULT_STEPS = 2000
 GRADFLOW_SEQUENCES = 64
+EXPLAIN_SEQUENCES = 128  # 96 intervened runs of the subset on the reference engine: 2.2 s measured
 
 
 def _log(message: str) -> None:
@@ -91,8 +95,17 @@ def run_demo(out: str | Path, *, seq_len: int = 100, seeds: int = 3, steps: int 
         gates[key] = {"init": gate_statistics(initial, sample), "trained": gate_statistics(trained, sample)}
     atomic_write_bytes(out / "gradflow.json", (to_json({"measurements": measurements, "gates": gates}) + "\n").encode())
 
+    _log("finding where the LSTM's memory lives ...")
+    _, task, trained = load_run(out / "runs" / "lstm-seed0")
+    memory = explain(trained, task, sequences=EXPLAIN_SEQUENCES, records=["c"])
+    write_json(out / "explain.json", memory)
+
     summary = _summarise(results, measurements, seq_len, seeds, steps, workers)
+    summary["memory"] = _memory_summary(memory)
     _plots(out, results, measurements, gates, seq_len)
+    from .explain_plots import plot_top_k
+
+    plot_top_k(memory, out / "where_memory_lives.png")
     summary["wall_time_s"] = round(time.perf_counter() - t_start, 1)
     summary["train_wall_time_s"] = round(train_wall, 1)
     write_json(out / "summary.json", summary)
@@ -132,6 +145,19 @@ def _summarise(results, measurements, seq_len, seeds, steps, workers) -> dict:
     return {"task": TASK, "seq_len": seq_len, "seeds": seeds, "steps_budget": steps, "workers": workers,
             "torch": torch.__version__, "cpu_count": os.cpu_count(), "metric_name": "accuracy",
             "criterion": "held-out accuracy >= 0.99 on 1,024 sequences", "models": models}
+
+
+def _memory_summary(memory: dict) -> dict:
+    """The numbers of the README's "where the memory lives" section."""
+    k90, kp, flips = memory["k90"], memory["k90_patching"], memory["patching"]["flip_rate"]
+    return {"sequences": memory["sequences"], "accuracy": memory["clean"]["metric"],
+            "top_units": [u["label"] for u in memory["units"][:5]],
+            "top_effects": [u["effect"]["c"] for u in memory["units"][:5]],
+            "units_hurting": sum(u["effect"]["c"] >= 0.1 for u in memory["units"]),
+            "all_units_effect": memory["all_units_effect"], "k90": k90, "k90_patching": kp,
+            "flip_rate_k90": None if k90 is None else flips[k90 - 1],
+            "flip_rate_k90_patching": None if kp is None else flips[kp - 1],
+            "flip_rows": memory["patching"]["rows"], "units": len(memory["units"]), "seconds": memory["seconds"]}
 
 
 def _plots(out: Path, results, measurements, gates, seq_len) -> None:

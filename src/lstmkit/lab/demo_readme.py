@@ -86,8 +86,9 @@ Input gate i, forget gate f, candidate g, output gate o and cell state c of ever
 Distribution of the retention gate over all held-out steps and units: the LSTM's forget gate f (1 keeps c) at
 initialisation and trained, for forget bias 3 and for torch's initialisation, and the GRU's update gate z.
 
-Per-run folders (config, metrics, checkpoint, weights) are in `runs/`; `summary.json` and `gradflow.json` hold
-every number above.
+{_memory(summary)}
+Per-run folders (config, metrics, checkpoint, weights) are in `runs/`; `summary.json`, `gradflow.json` and
+`explain.json` hold every number above.
 """
 
 
@@ -130,3 +131,38 @@ def _verdict(m: dict) -> str:
                  f"({lstm['params'] / rnn['params']:.1f}x)"
                  + (", yet the LSTM runs took the least time: they stopped early once solved." if cheaper else "."))
     return "\n".join(lines)
+
+
+def _rate(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _memory(summary: dict) -> str:
+    """The "where the memory lives" section: ablation and patching of the trained LSTM's cell state."""
+    mem = summary["memory"]
+    top = ", ".join(f"{u} ({e:.2f})" for u, e in zip(mem["top_units"], mem["top_effects"], strict=True))
+    k90, kp, n = mem["k90"], mem["k90_patching"], mem["units"]
+    necessity = ("ablating them costs nothing, so there is no effect to locate" if k90 is None else
+                 f"k90 = {k90}: the top {k90} unit(s) ablated together cost 90% of that")
+    sufficiency = (f"no k up to {n} flips 90% of them" if kp is None else
+                   f"the top {kp} unit(s) flip {_rate(mem['flip_rate_k90_patching'])} of them")
+    text = f"""## Where the memory lives
+
+![Accuracy with the top k units' cell state ablated, and the flip rate when it is patched](where_memory_lives.png)
+
+`lstmkit explain` on the LSTM (forget bias 3, seed 0; accuracy {mem['accuracy']:.3f} on {mem['sequences']} held-out
+sequences, {mem['seconds']:.0f} s): each unit's cell state c is set to its held-out mean over every step from the
+first X/Y to the step before the read-out (mean-ablation), and the units are ranked by the accuracy lost. Top
+units (accuracy lost): {top}; {mem['units_hurting']} of the {n} units cost at least 0.1 each on their own.
+Ablating all {n} costs {mem['all_units_effect']:.3f}; {necessity}. Patching: the top k units' c, over the same
+span, set to their values on the same sequences with another class's X/Y at the same steps, {mem['flip_rows']}
+sequences the model answers right both ways; {sufficiency} to the other class (at k90 the flip rate is
+{_rate(mem['flip_rate_k90'])}).
+"""
+    if k90 is not None and kp is not None and mem["units_hurting"] > kp:
+        text += f"""
+Ablation and patching answer different questions here: {mem['units_hurting']} units are each necessary (one
+ablated alone already costs most of the accuracy, since a cell state held at its mean also disturbs the h that
+every unit reads), while {kp} unit(s) suffice to carry the order from one sequence into another.
+"""
+    return text

@@ -34,6 +34,21 @@ class Batch:
         return Batch(self.x[start:stop], self.y[start:stop], mask)
 
 
+@dataclass
+class Informative:
+    """Where each sequence of a batch needs memory: ``steps`` (B, K) the steps of its informative inputs (the
+    symbols or values the answer depends on), ``readout`` (B,) the step whose output is the answer."""
+
+    steps: Tensor
+    readout: Tensor
+
+    def span(self, T: int) -> Tensor:
+        """(B, T) bool: the steps between the first informative input (included) and the read-out (excluded),
+        over which the model must carry what it read."""
+        t = torch.arange(T).unsqueeze(0)  # (1, T)
+        return (t >= self.steps.min(dim=1).values.unsqueeze(1)) & (t < self.readout.unsqueeze(1))
+
+
 class Task:
     """Base class. A subclass declares what it is in class attributes and implements ``sample`` (or
     ``train_batch`` and ``test_set`` when it draws from a fixed data set), ``loss`` and ``evaluate``.
@@ -44,6 +59,10 @@ class Task:
     ``min_seq_len``, the shortest length the task can build; ``extra_steps``, steps a sequence has beyond its
     length parameter (copy's read-back, recall's query). A task whose baseline or bar depends on its data sets
     them on the instance instead.
+
+    A task whose answer depends on a few inputs at known steps (temporal order, adding, recall) also says where
+    they are (:meth:`informative`), how to make the same sequences with other informative symbols
+    (:meth:`counterfactual`) and which answers are right (:meth:`correct`): ``lstmkit explain`` needs the three.
     """
 
     name: str = ""
@@ -89,6 +108,21 @@ class Task:
     def evaluate(self, out: Tensor, batch: Batch) -> dict:
         """Test-set figures: always ``metric`` (named ``metric_name``) and ``loss``, plus task extras."""
         raise NotImplementedError
+
+    def informative(self, batch: Batch) -> Informative | None:
+        """Per sequence of ``batch``, the steps of the inputs the answer depends on and the read-out step; None
+        for a task whose answer has no such few inputs (the default)."""
+        return None
+
+    def counterfactual(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """``batch`` with other informative symbols (values) at the same steps, every other input unchanged, and
+        the targets that go with them. Only tasks with :meth:`informative` steps implement it."""
+        raise NotImplementedError(f"task {self.name!r} has no informative steps")
+
+    def correct(self, out: Tensor, batch: Batch) -> Tensor:
+        """(B,) bool: whether the answer to each sequence is right (the class, or within the task's tolerance).
+        Only tasks with :meth:`informative` steps implement it."""
+        raise NotImplementedError(f"task {self.name!r} has no informative steps")
 
     def config(self) -> dict:
         """The task's parameters, as written to a run's config.json."""

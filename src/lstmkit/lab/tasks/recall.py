@@ -7,7 +7,8 @@ read at the query step, is the key. Example (L = 5):
     C f a h b ?   ->   C
 
 The lag is the task's ``seq_len``; training one model per lag gives the accuracy-versus-lag curve
-(``lstmkit sweep``). Memoryless baseline: chance, 1/8. Solved: held-out accuracy >= 0.99.
+(``lstmkit sweep``). Memoryless baseline: chance, 1/8. Solved: held-out accuracy >= 0.99. The informative input
+is the key at step 0, read out at the query; the counterfactual of a sequence has another key.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, last_step_accuracy
+from .base import Batch, Informative, Task, last_step_accuracy
 
 _KEYS = 8
 _QUERY = 16
@@ -47,3 +48,16 @@ class Recall(Task):
 
     def evaluate(self, out: Tensor, batch: Batch) -> dict:
         return {"metric": last_step_accuracy(out, batch.y), "loss": self.loss(out, batch).item()}
+
+    def informative(self, batch: Batch) -> Informative:
+        B, T = batch.x.shape[:2]
+        return Informative(torch.zeros(B, 1, dtype=torch.long), torch.full((B,), T - 1))
+
+    def counterfactual(self, batch: Batch, generator: torch.Generator) -> Batch:
+        key = (batch.y + torch.randint(1, _KEYS, batch.y.shape, generator=generator)) % _KEYS  # another key
+        x = batch.x.clone()
+        x[:, 0] = F.one_hot(key, 17).float()
+        return Batch(x, key)
+
+    def correct(self, out: Tensor, batch: Batch) -> Tensor:
+        return out[:, -1].argmax(-1) == batch.y

@@ -9,7 +9,8 @@ t1 in [0.1 T, 0.2 T] and t2 in [0.5 T, 0.6 T] (the paper's [10, 20] and [50, 60]
 
 The paper's sequences vary in length between 100 and 110; here every sequence has length T so batches need no
 padding. Memoryless baseline: chance, accuracy 1/4. Solved: held-out accuracy >= 0.99 (the paper reports 1
-error in 2,560 test sequences).
+error in 2,560 test sequences). The informative inputs are the X/Y at t1 and t2, read out at the last step; the
+counterfactual of a sequence has another class's symbols at the same t1 and t2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Batch, Task, last_step_accuracy
+from .base import Batch, Informative, Task, last_step_accuracy
 
 SYMBOLS = "abcdBEXY"
 _B, _E, _X = 4, 5, 6
@@ -62,3 +63,18 @@ class TemporalOrder(Task):
 
     def evaluate(self, out: Tensor, batch: Batch) -> dict:
         return {"metric": last_step_accuracy(out, batch.y), "loss": self.loss(out, batch).item()}
+
+    def informative(self, batch: Batch) -> Informative:
+        symbols = batch.x.argmax(-1)  # (B, T)
+        steps = (symbols >= _X).nonzero()[:, 1].view(len(batch), 2)  # (B, 2): t1, t2
+        return Informative(steps, torch.full((len(batch),), batch.x.shape[1] - 1))
+
+    def counterfactual(self, batch: Batch, generator: torch.Generator) -> Batch:
+        y = (batch.y + torch.randint(1, 4, batch.y.shape, generator=generator)) % 4  # another class
+        steps, rows = self.informative(batch).steps, torch.arange(len(batch))
+        x = batch.x.clone()
+        x[rows.unsqueeze(1), steps] = F.one_hot(_X + torch.stack([y // 2, y % 2], 1), len(SYMBOLS)).float()
+        return Batch(x, y)
+
+    def correct(self, out: Tensor, batch: Batch) -> Tensor:
+        return out[:, -1].argmax(-1) == batch.y
