@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e ".[fused,lab,dev]"
+	$(PY) -m pip install --quiet -e ".[fused,lab,dev,onnx]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,6 +19,7 @@ from .. import _checks
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
+from ..onnx import mode as onnx_mode
 from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
 
@@ -163,6 +164,9 @@ class Recurrent(nn.Module):
             - **h_n**: ``(D*L, B, R)``, the final ``h`` of every layer and direction; **c_n**: ``(D*L, B, H)``,
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
         """
+        if onnx_mode.active():                    # inside lstmkit.onnx.export: the form ONNX can run
+            from ..onnx import graph
+            return graph.forward(self, input, hx)
         form, seq, hx = self._prepare(input, hx)
         config = self._config()
         engine = self._engine(seq, config, trace=False)
