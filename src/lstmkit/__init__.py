@@ -12,9 +12,10 @@ from . import init
 from .cells import Cell, Weights
 from .errors import InputError, InputTypeError
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
+from .stream import Stream
 from .trace import Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell", "Recurrent", "RecurrentCell", "Cell",
-           "Weights", "Trace", "InputError", "InputTypeError", "init"]
+           "Weights", "Trace", "Stream", "InputError", "InputTypeError", "init"]
