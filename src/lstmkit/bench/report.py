@@ -53,7 +53,8 @@ def machine() -> dict:
             "python": platform.python_version(), "lstmkit": lstmkit.__version__}
 
 
-def write_json(path: str, info: dict, peak: float, repeats: int, rows: list[Row], memory: list[dict]) -> None:
+def write_json(path: str, info: dict, peak: float, repeats: int, rows: list[Row], memory: list[dict],
+               stream: list[dict] | None = None) -> None:
     with open(path, "w") as fh:
         json.dump({"machine": info, "gemm_gflops": peak, "repeats": repeats, "rows": [asdict(r) for r in rows],
-                   "memory": memory}, fh, indent=1)
+                   "memory": memory, "stream": stream or []}, fh, indent=1)

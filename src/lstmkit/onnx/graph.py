@@ -62,6 +62,12 @@ def forward(module, input, hx, lengths: Tensor | None = None):
     if native_reason(module) is None:
         y, state = _native(module, x, state, lengths)
     else:
+        if hx is not None and getattr(module.cell, "coupled", False):
+            # torch 2.13's decomposition of the scan fails on this graph ("'SymInt' object has no attribute
+            # 'unsqueeze'" in torch/_higher_order_ops/scan.py stack_y); zero initial states export.
+            raise InputError(f"cannot export coupled=True with {native_reason(module)} and initial states given: "
+                             "torch's scan export fails on it; export without initial states (zeros), or without "
+                             f"{native_reason(module)} (then coupled is ONNX's LSTM with input_forget=1)")
         y, state = _decomposed(module, x, state, lengths)
     return form.output(seq.like(y)), _one_or_tuple(form.states_out(state))
 
@@ -130,17 +136,16 @@ def _scan_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[
     The same step as the reference engine's ``run_direction`` (eval mode), written as scan's body."""
     xw = cell.project_input(x, w)                                               # (T, B, G*H)
     alive = valid_steps(lengths, x.shape[0], x.device)                          # (T, B, 1) or None
-    if alive is None:
-        alive = torch.ones(x.shape[0], x.shape[1], 1, dtype=torch.bool, device=x.device)
 
-    def step(carry: tuple[Tensor, ...], inputs: tuple[Tensor, Tensor]):
-        xw_t, alive_t = inputs                                                  # (B, G*H), (B, 1)
-        new, _ = cell.step(xw_t, carry, w)
+    def step(carry: tuple[Tensor, ...], inputs: tuple[Tensor, ...]):
+        new, _ = cell.step(inputs[0], carry, w)                                 # inputs: xw_t (B, G*H)[, alive_t]
         if keep is not None:
             new = zoneout_mix(new, carry, keep)
+        if len(inputs) == 1:
+            return new, new[0].clone()
+        alive_t = inputs[1]                                                     # (B, 1)
         new = tuple(torch.where(alive_t, n, s) for n, s in zip(new, carry, strict=True))
-        y = torch.where(alive_t, new[0], torch.zeros_like(new[0]))
-        return new, y
+        return new, torch.where(alive_t, new[0], 0.0)
 
-    final, y = scan(step, tuple(state), (xw, alive))
+    final, y = scan(step, tuple(state), (xw,) if alive is None else (xw, alive))
     return y, tuple(final)
