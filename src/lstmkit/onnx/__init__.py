@@ -21,18 +21,33 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..errors import InputError, InputTypeError
 from .mode import active, exporting
 
 
 def export(model: torch.nn.Module, args: tuple, f=None, **kwargs: Any):
     """``torch.onnx.export(model, args, f, dynamo=True, **kwargs)`` with lstmkit modules exported as ONNX
     LSTM/GRU/RNN nodes or Scans. Returns the ``torch.onnx.ONNXProgram`` (saved to ``f`` when given)."""
+    from ..modules.recurrent import Recurrent
+    from .graph import check_exportable
     from .translate import translation_table
 
+    for module in model.modules():                  # before torch.export starts, whose errors wrap ours
+        if isinstance(module, Recurrent):
+            check_exportable(module)
     table = {**translation_table(), **kwargs.pop("custom_translation_table", {})}
     kwargs.setdefault("verbose", False)
     with exporting():
-        return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table, **kwargs)
+        try:
+            return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table, **kwargs)
+        except Exception as err:
+            # torch.onnx wraps every error in its own; ours (a module that cannot be exported) surface as they are
+            cause: BaseException | None = err
+            while cause is not None and not isinstance(cause, InputError | InputTypeError):
+                cause = cause.__cause__
+            if cause is not None:
+                raise cause from None
+            raise
 
 
 def padded(module, x: Tensor, lengths: Tensor, hx=None):
