@@ -50,7 +50,7 @@ class Stream:
             raise InputError(f"`batch` must be a positive int (the number of streams), got {batch!r}")
         self.module = module
         self.batch = batch
-        weight = module.weight_ih_l0
+        weight: Tensor = getattr(module, module._flat_weights_names[0])
         L, sizes = module.num_layers, module.cell.state_sizes()
         if hx is None:
             initial = tuple(torch.zeros(L, batch, s, dtype=weight.dtype, device=weight.device) for s in sizes)
@@ -102,7 +102,7 @@ class Stream:
     def _short(self, x: Tensor) -> Tensor:
         """The reference engine's loop, layer by layer, on a short chunk (eval mode: no masks, no dropout)."""
         module = self.module
-        weight = module.weight_ih_l0
+        weight: Tensor = getattr(module, module._flat_weights_names[0])
         if x.shape[-1] != module.input_size or x.dtype != weight.dtype or x.device != weight.device:
             raise InputError(f"a chunk must have {module.input_size} features, dtype {weight.dtype} and device "
                              f"{weight.device} (the module's), got shape {tuple(x.shape)}, {x.dtype} on {x.device}")

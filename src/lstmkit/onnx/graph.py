@@ -84,6 +84,7 @@ def _native(module, x: Tensor, hx: tuple[Tensor, ...], lengths: Tensor | None):
     elif isinstance(cell, GRUCellMath):
         kind = "gru"
     else:
+        assert isinstance(cell, RNNCellMath)                # native_reason lets through these three cells only
         kind = f"rnn_{cell.nonlinearity}"
     opts = ops.options(kind, module.hidden_size, D, module.bias, getattr(cell, "peephole", False),
                        getattr(cell, "coupled", False))

@@ -1,3 +1,6 @@
+# onnxscript's opset stubs type inputs as its symbolic tensor types; in trace mode (a translation table) they take
+# the exporter's values and Python lists of ints, as torch's own translations pass them.
+# mypy: disable-error-code="arg-type,type-var"
 """The ONNX nodes the custom ops of ``ops.py`` become: the translation table handed to ``torch.onnx.export``.
 
 Gate orders differ: torch (and lstmkit) stack LSTM rows as i, f, g, o and peepholes as (i, f, o); ONNX wants
@@ -12,9 +15,8 @@ import json
 
 import numpy as np
 import onnx_ir as ir
-from onnxscript import opset18 as op
-
 import torch
+from onnxscript import opset18 as op
 
 from .ops import gru_rnn_layer, lstm_layer
 
