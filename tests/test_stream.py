@@ -103,7 +103,7 @@ def test_recurrent_dropout_in_training_mode_cannot_stream():
         stream(torch.randn(1, 1, 3))
 
 
-@pytest.mark.parametrize("index", [2, -3, None.__class__, True])
+@pytest.mark.parametrize("index", [2, -3, "0", True])
 def test_a_bad_reset_index_is_named(index):
     stream = lstmkit.Stream(lstmkit.RNN(3, 4), batch=2)
     with pytest.raises((ValueError, TypeError), match="index"):
