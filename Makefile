@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e ".[fused,lab,explore,dev]"
+	$(PY) -m pip install --quiet -e ".[fused,lab,explore,onnx,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,10 +14,11 @@ from .errors import InputError, InputTypeError
 from .explorer import explore, explore_export
 from .interventions import Intervention, ablate, add, clamp, patch, scale
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
+from .stream import Stream
 from .trace import Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell", "Recurrent", "RecurrentCell", "Cell",
-           "Weights", "Trace", "InputError", "InputTypeError", "init", "Intervention", "clamp", "scale", "add",
-           "ablate", "patch", "explore", "explore_export"]
+           "Weights", "Trace", "Stream", "InputError", "InputTypeError", "init", "Intervention", "clamp", "scale",
+           "add", "ablate", "patch", "explore", "explore_export"]

@@ -11,6 +11,7 @@ from .._rules import POSITIVE_INT, argument_type, check_output_file
 from .memory import memory_rows
 from .report import format_memory, format_table, machine, write_json
 from .rows import LAB_ROWS, LAB_SHAPES, LAB_THREADS, QUICK_ROWS, QUICK_SHAPES, ROWS, SHAPES
+from .streaming import format_stream, stream_rows
 from .timing import bench_shape, fma_rate, gemm_rate
 
 
@@ -24,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the memory lab's small shapes, fp32, with 1 and 2 threads, %%peak of the FMA peak")
     p.add_argument("--json", metavar="PATH", help="write the rows and the machine description as JSON")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    p.add_argument("--no-stream", action="store_true", help="skip the streaming latency (one step per call)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     memory = [] if args.no_memory else memory_rows(args.quick)
     if memory:
         print(format_memory(memory))
+    stream = [] if args.no_stream else stream_rows(repeats)
+    if stream:
+        print("\n" + format_stream(stream))
     if args.json:
-        write_json(args.json, info, peak, repeats, results, memory)
+        write_json(args.json, info, peak, repeats, results, memory, stream)
     return 0
 
 

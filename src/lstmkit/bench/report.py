@@ -54,9 +54,9 @@ def machine() -> dict:
 
 
 def write_json(path: str, info: dict, peak: float | None, repeats: int, rows: list[Row], memory: list[dict],
-               fma_peaks: dict[int, float | None] | None = None) -> None:
+               stream: list[dict] | None = None, fma_peaks: dict[int, float | None] | None = None) -> None:
     data = {"machine": info, "gemm_gflops": peak, "repeats": repeats, "rows": [asdict(r) for r in rows],
-            "memory": memory}
+            "memory": memory, "stream": stream or []}
     if fma_peaks is not None:   # the lab group: FMA GFLOP/s by thread count
         data["fma_gflops"] = {str(k): v for k, v in fma_peaks.items()}
     with open(path, "w") as fh:

@@ -21,6 +21,7 @@ from .. import interventions as iv
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
+from ..onnx import mode as onnx_mode
 from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
 
@@ -173,6 +174,9 @@ class Recurrent(iv.Intervenable, nn.Module):
         ``add``, ``ablate``, ``patch``) applied inside the recurrence for this call, after those of an enclosing
         :meth:`intervene` block.
         """
+        if onnx_mode.active():                    # inside lstmkit.onnx.export: the form ONNX can run
+            from ..onnx import graph
+            return graph.forward(self, input, hx)
         form, seq, hx = self._prepare(input, hx)
         config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=False)
