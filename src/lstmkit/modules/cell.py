@@ -13,6 +13,7 @@ from .. import _checks
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose, reference, torch_kernel
 from ..errors import InputTypeError
+from .fx import is_proxy, leaf_call
 
 BACKENDS = ("auto", "torch", "reference")
 
@@ -72,6 +73,8 @@ class RecurrentCell(nn.Module):
         self._recurrent_mask = None
 
     def forward(self, input: Tensor, hx=None):
+        if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
+            return leaf_call(self, input) if hx is None else leaf_call(self, input, hx)
         _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
         _checks.parameters(self)
         unbatched = input.dim() == 1

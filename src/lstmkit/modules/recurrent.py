@@ -21,6 +21,7 @@ from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
 from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
+from .fx import is_proxy, leaf_call
 
 
 class Recurrent(nn.Module):
@@ -163,6 +164,8 @@ class Recurrent(nn.Module):
             - **h_n**: ``(D*L, B, R)``, the final ``h`` of every layer and direction; **c_n**: ``(D*L, B, H)``,
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
         """
+        if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
+            return leaf_call(self, input) if hx is None else leaf_call(self, input, hx)
         form, seq, hx = self._prepare(input, hx)
         config = self._config()
         engine = self._engine(seq, config, trace=False)

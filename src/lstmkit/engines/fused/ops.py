@@ -1,0 +1,325 @@
+"""The fused engine's C++ layer functions as torch custom ops (``torch.ops.lstmkit.*``), so that torch.compile,
+torch.export, torch.jit.trace and FakeTensor tracing see one op per layer and direction instead of an opaque
+Python call into a pybind module.
+
+Four ops, each a C++ function of ``csrc/layers.h`` with its options object flattened into arguments (a schema
+takes tensors and scalars, not objects): ``lstm_forward``, ``lstm_backward``, ``gru_rnn_forward``,
+``gru_rnn_backward``. Each has a fake implementation (the output shapes and dtypes, from the input shapes alone:
+what torch.compile and torch.export run while tracing) and the forward ops have registered autograd, whose backward
+is the backward op, so a compiled or exported training step runs the hand-written BPTT too.
+
+Arguments are those of the C++ side (``bias`` = b_ih + b_hh in the accumulation dtype, zeros for a layer without
+biases; ``peephole`` zeros for none), prepared by :mod:`.lstm` and :mod:`.gru_rnn` with ordinary (differentiable)
+torch ops. What the C++ side returns undefined (a term the layer lacks) comes back as an empty tensor ``(0,)``:
+a custom op returns tensors only. New optional tensor arguments go at the end of a schema with a default of None,
+which keeps every existing call valid.
+
+The C++ kernels run without the GIL (``csrc/module.cpp``), so Python threads overlap with them as with torch's
+own kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import build, cpu
+
+EPS = 1e-5  # layer norm's epsilon, as torch.nn.LayerNorm's default
+KINDS = {"tanh": 0, "relu": 1, "gru": 2}  # GruRnnOptions.cell (csrc/gru_rnn_cell.h CellKind)
+
+
+def _acc(dt: torch.dtype) -> torch.dtype:
+    return torch.float32 if dt == torch.bfloat16 else dt
+
+
+def _none(t: Tensor) -> Tensor | None:
+    """An empty placeholder (a term the layer lacks) as the C++ side's absent optional."""
+    return None if t.dim() == 1 and t.numel() == 0 else t
+
+
+def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
+    return t if t is not None else like.new_empty(0)
+
+
+def _contiguous(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if t is None else t.to(dtype).contiguous()
+
+
+class _EmptyEach:
+    """A fresh empty placeholder per call (an op's outputs may not alias each other)."""
+
+    def __init__(self, like: Tensor):
+        self.like = like
+
+    def __call__(self) -> Tensor:
+        return self.like.new_empty(0)
+
+
+# -- LSTM -------------------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("lstmkit::lstm_forward", mutates_args=(), device_types="cpu")
+def lstm_forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, peephole: Tensor,
+                 w_hr: Tensor | None, gamma_ih: Tensor | None, gamma_hh: Tensor | None, gamma_c: Tensor | None,
+                 beta_c: Tensor | None, lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None,
+                 z_c: Tensor | None, zoneout_p: float, coupled: bool, save: bool,
+                 records: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                              Tensor, Tensor]:
+    """One LSTM layer in one direction (:func:`lstmkit.engines.fused.lstm_layer` has the contract). Returns y,
+    h_n, c_n, gates, c_seq, then what backward reads: hin, hraw, cnew, tanhm, mean, rstd."""
+    engine = build.module()
+    T, B, _ = x.shape
+    if T == 0:  # the C++ side returns the first five only; all as the fake implementation shapes them
+        out = [t.zero_() for t in _lstm_forward_fake(x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh,
+                                                      gamma_c, beta_c, lengths, recurrent_mask, z_h, z_c, zoneout_p,
+                                                      coupled, save, records)]
+        out[1], out[2] = h0.clone(), c0.to(x.dtype, copy=True)
+        return tuple(out)  # type: ignore[return-value]
+    opts = _lstm_options(engine, x, w_ih, w_hh, lengths, recurrent_mask, z_h, z_c, zoneout_p, coupled, save, records,
+                         False, False)
+    with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes
+        out = engine.forward(x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, opts)
+    return tuple(_or_empty(t, x) for t in out)  # type: ignore[return-value]
+
+
+def _lstm_options(engine, x, w_ih, w_hh, lengths, recurrent_mask, z_h, z_c, zoneout_p, coupled, save, records,
+                  has_bias, has_peephole):
+    """The C++ side's LstmOptions (csrc/layers.h), by name; the GEMM library is chosen here, per call."""
+    B, (GH, R) = x.shape[1], w_hh.shape
+    opts = engine.LstmOptions()
+    opts.lengths, opts.recurrent_mask, opts.z_h, opts.z_c = lengths, recurrent_mask, z_h, z_c
+    opts.zoneout_p, opts.coupled, opts.eps, opts.gemm = zoneout_p, coupled, EPS, cpu.gemm_id(x.dtype, B * R * GH)
+    opts.save, opts.records, opts.has_bias, opts.has_peephole = save, records, has_bias, has_peephole
+    return opts
+
+
+@lstm_forward.register_fake
+def _lstm_forward_fake(x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, lengths,
+                       recurrent_mask, z_h, z_c, zoneout_p, coupled, save, records):
+    T, B, _ = x.shape
+    GH, R = w_hh.shape
+    H = GH // 4
+    acc = bias.dtype
+    TS = T if save else 1                   # what only backward reads: every step, or one
+    kept = T if (save or records) else 0    # gates and c_seq: every step, or none (the call streamed)
+    none = _EmptyEach(x)
+    return (x.new_empty(T, B, R), x.new_empty(B, R), x.new_empty(B, H),
+            x.new_empty(kept, B, GH, dtype=acc), x.new_empty(kept, B, H, dtype=acc),
+            x.new_empty(T if save else 2, B, R),                                     # hin
+            x.new_empty(TS, B, H) if w_hr is not None else none(),                     # hraw
+            x.new_empty(TS, B, H, dtype=acc) if (z_c is not None or zoneout_p > 0) else none(),  # cnew
+            x.new_empty(TS, B, H, dtype=acc),                                        # tanhm
+            x.new_empty(TS, B, 3, dtype=acc) if gamma_ih is not None else none(),      # mean
+            x.new_empty(TS, B, 3, dtype=acc) if gamma_ih is not None else none())      # rstd
+
+
+@torch.library.custom_op("lstmkit::lstm_backward", mutates_args=(), device_types="cpu")
+def lstm_backward(dy: Tensor | None, dh_n: Tensor | None, dc_n: Tensor | None, x: Tensor, c0: Tensor, w_ih: Tensor,
+                  w_hh: Tensor, bias: Tensor, peephole: Tensor, w_hr: Tensor | None, gamma_ih: Tensor | None,
+                  gamma_hh: Tensor | None, gamma_c: Tensor | None, beta_c: Tensor | None, hin: Tensor, hraw: Tensor,
+                  gates: Tensor, c_seq: Tensor, cnew: Tensor, tanhm: Tensor, mean: Tensor, rstd: Tensor,
+                  lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None, z_c: Tensor | None,
+                  zoneout_p: float, coupled: bool, need_dx: bool, has_bias: bool,
+                  has_peephole: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                               Tensor, Tensor, Tensor]:
+    """lstm_forward's BPTT. Returns dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeephole, dgamma_ih, dgamma_hh,
+    dgamma_c, dbeta_c (empty where the layer has no such input, dx unless need_dx)."""
+    if x.shape[0] == 0:  # no steps: the state passed straight through, nothing else was used
+        out = _lstm_backward_fake(dy, dh_n, dc_n, x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh,
+                                  gamma_c, beta_c, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd, lengths,
+                                  recurrent_mask, z_h, z_c, zoneout_p, coupled, need_dx, has_bias, has_peephole)
+        out = [t.zero_() for t in out]
+        if dh_n is not None:
+            out[1] = dh_n.to(x.dtype, copy=True)
+        if dc_n is not None:
+            out[2] = dc_n.to(x.dtype, copy=True)
+        return tuple(out)  # type: ignore[return-value]
+    engine = build.module()
+    dy, dh_n, dc_n = (_contiguous(d, x.dtype) for d in (dy, dh_n, dc_n))  # autograd's grads may be strided views
+    opts = _lstm_options(engine, x, w_ih, w_hh, lengths, recurrent_mask, z_h, z_c, zoneout_p, coupled, True, True,
+                         has_bias, has_peephole)
+    with torch.autocast("cpu", enabled=False):
+        grads = engine.backward(dy, dh_n, dc_n, x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c,
+                                beta_c, hin, _none(hraw), gates, c_seq, _none(cnew), tanhm, _none(mean), _none(rstd),
+                                need_dx, opts)
+    return tuple(_or_empty(g, x) for g in grads)  # type: ignore[return-value]
+
+
+@lstm_backward.register_fake
+def _lstm_backward_fake(dy, dh_n, dc_n, x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c,
+                        hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd, lengths, recurrent_mask, z_h, z_c,
+                        zoneout_p, coupled, need_dx, has_bias, has_peephole):
+    T, B, I = x.shape
+    GH, R = w_hh.shape
+    H = GH // 4
+    acc = bias.dtype
+    none = _EmptyEach(x)
+    ln = gamma_ih is not None
+    return (x.new_empty(T, B, I) if need_dx else none(), x.new_empty(B, R), x.new_empty(B, H), x.new_empty(GH, I),
+            x.new_empty(GH, R), x.new_empty(GH, dtype=acc) if has_bias else none(),
+            x.new_empty(R, H) if w_hr is not None else none(),
+            x.new_empty(3, H, dtype=acc) if has_peephole else none(),
+            *((x.new_empty(n, dtype=acc) if ln else none()) for n in (GH, GH, H, H)))
+
+
+_LSTM_SAVED = ("x", "c0", "w_ih", "w_hh", "bias", "peephole", "w_hr", "gamma_ih", "gamma_hh", "gamma_c", "beta_c",
+               "lengths", "recurrent_mask", "z_h", "z_c")
+
+
+def _lstm_setup_context(ctx, inputs, output):
+    (x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, lengths, recurrent_mask, z_h,
+     z_c, zoneout_p, coupled, save, records) = inputs
+    if not save:  # the caller said no backward follows (lstm_layer decides it, as autograd would)
+        ctx.unsaved = True
+        return
+    ctx.unsaved = False
+    ctx.scalars = (zoneout_p, coupled)
+    ctx.save_for_backward(x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, lengths,
+                          recurrent_mask, z_h, z_c, *output[3:])
+    ctx.mark_non_differentiable(*output[3:])
+
+
+def _lstm_backward(ctx, dy, dh_n, dc_n, *_records):
+    if ctx.unsaved:
+        raise RuntimeError("lstmkit: backward through an LSTM layer run without gradients (save=False)")
+    (x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, lengths, recurrent_mask, z_h, z_c,
+     gates, c_seq, hin, hraw, cnew, tanhm, mean, rstd) = ctx.saved_tensors
+    zoneout_p, coupled = ctx.scalars
+    need = ctx.needs_input_grad
+    # bias and peephole need a grad where the layer has them (a layer without gets constant zeros) and they train
+    has_bias, has_peephole = need[5], need[6]
+    (dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c) = torch.ops.lstmkit.lstm_backward(
+        dy, dh_n, dc_n, x, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, gamma_hh, gamma_c, beta_c, hin, hraw,
+        gates, c_seq, cnew, tanhm, mean, rstd, lengths, recurrent_mask, z_h, z_c, zoneout_p, coupled, need[0],
+        has_bias, has_peephole)
+    ln = gamma_ih is not None
+
+    def given(g, present=True):
+        return g if present else None
+
+    return (given(dx, need[0]), dh0, dc0.to(c0.dtype), dw_ih, dw_hh, given(db, has_bias),
+            given(dpeep, has_peephole), given(dw_hr, w_hr is not None), given(dg_ih, ln), given(dg_hh, ln),
+            given(dg_c, ln), given(db_c, ln)) + (None,) * 8
+
+
+lstm_forward.register_autograd(_lstm_backward, setup_context=_lstm_setup_context)
+
+
+# -- GRU and Elman RNN ------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("lstmkit::gru_rnn_forward", mutates_args=(), device_types="cpu")
+def gru_rnn_forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+                    lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None, zoneout_p: float,
+                    cell: int, save: bool, records: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One GRU (cell 2) or Elman RNN (0 tanh, 1 relu) layer in one direction (:func:`lstmkit.engines.fused.gru_layer`
+    has the contract). Returns y, h_n, gates, then what backward reads: hin, hn, hseq."""
+    engine = build.module()
+    opts = _gru_rnn_options(engine, x, w_hh, lengths, recurrent_mask, z_h, zoneout_p, cell, save, records, False)
+    with torch.autocast("cpu", enabled=False):
+        out = engine.gru_rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, opts)
+    return tuple(_or_empty(t, x) for t in out)  # type: ignore[return-value]
+
+
+def _gru_rnn_options(engine, x, w_hh, lengths, recurrent_mask, z_h, zoneout_p, cell, save, records, has_bias):
+    """The C++ side's GruRnnOptions (csrc/layers.h), by name."""
+    B, (GH, H) = x.shape[1], w_hh.shape
+    opts = engine.GruRnnOptions()
+    opts.cell, opts.lengths, opts.recurrent_mask, opts.z_h = cell, lengths, recurrent_mask, z_h
+    opts.zoneout_p, opts.gemm, opts.has_bias = zoneout_p, cpu.gemm_id(x.dtype, B * H * GH), has_bias
+    opts.save, opts.records = save, records
+    return opts
+
+
+@gru_rnn_forward.register_fake
+def _gru_rnn_forward_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p, cell, save,
+                          records):
+    T, B, _ = x.shape
+    GH, H = w_hh.shape
+    acc = b_ih.dtype
+    gru = cell == KINDS["gru"]
+    none = _EmptyEach(x)
+    return (x.new_empty(T, B, H), x.new_empty(B, H), x.new_empty(T if (save or records) else 0, B, GH, dtype=acc),
+            x.new_empty(T if save else 2, B, H),                                 # hin
+            x.new_empty(T if save else 1, B, H, dtype=acc) if gru else none(),     # hn
+            x.new_empty(T, B, H, dtype=acc) if gru and save else none())           # hseq
+
+
+@torch.library.custom_op("lstmkit::gru_rnn_backward", mutates_args=(), device_types="cpu")
+def gru_rnn_backward(dy: Tensor | None, dh_n: Tensor | None, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,
+                     hin: Tensor, gates: Tensor, hn: Tensor, hseq: Tensor, lengths: Tensor | None,
+                     recurrent_mask: Tensor | None, z_h: Tensor | None, zoneout_p: float, cell: int, need_dx: bool,
+                     has_bias: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """gru_rnn_forward's BPTT. Returns dx, dh0, dw_ih, dw_hh, db_ih, db_hh (empty where absent)."""
+    if x.shape[0] == 0:  # no steps: the state passed straight through
+        out = [t.zero_() for t in _gru_rnn_backward_fake(dy, dh_n, x, h0, w_ih, w_hh, hin, gates, hn, hseq, lengths,
+                                                          recurrent_mask, z_h, zoneout_p, cell, need_dx, has_bias)]
+        if dh_n is not None:
+            out[1] = dh_n.to(x.dtype, copy=True)
+        return tuple(out)  # type: ignore[return-value]
+    engine = build.module()
+    dy, dh_n = (_contiguous(d, x.dtype) for d in (dy, dh_n))
+    opts = _gru_rnn_options(engine, x, w_hh, lengths, recurrent_mask, z_h, zoneout_p, cell, True, True, has_bias)
+    with torch.autocast("cpu", enabled=False):
+        grads = engine.gru_rnn_backward(dy, dh_n, x, h0, w_ih, w_hh, hin, gates, _none(hn), _none(hseq), need_dx,
+                                        opts)
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = (_or_empty(g, x) for g in grads)
+    if db_hh is db_ih:  # the RNN's two bias grads are one tensor; an op's outputs may not alias each other
+        db_hh = db_ih.clone()
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+@gru_rnn_backward.register_fake
+def _gru_rnn_backward_fake(dy, dh_n, x, h0, w_ih, w_hh, hin, gates, hn, hseq, lengths, recurrent_mask, z_h, zoneout_p,
+                           cell, need_dx, has_bias):
+    T, B, I = x.shape
+    GH, H = w_hh.shape
+    none = _EmptyEach(x)
+    db = x.new_empty(GH, dtype=gates.dtype) if has_bias else none()
+    return (x.new_empty(T, B, I) if need_dx else none(), x.new_empty(B, H), x.new_empty(GH, I), x.new_empty(GH, H),
+            db, db.clone())
+
+
+def _gru_rnn_setup_context(ctx, inputs, output):
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p, cell, save, records = inputs
+    ctx.unsaved = not save
+    if not save:
+        return
+    ctx.scalars = (zoneout_p, cell)
+    # hseq, not the output y: the caller may modify y in place (as torch.nn allows) before backward
+    ctx.save_for_backward(x, h0, w_ih, w_hh, lengths, recurrent_mask, z_h, *output[2:])
+    ctx.mark_non_differentiable(*output[2:])
+
+
+def _gru_rnn_backward(ctx, dy, dh_n, *_records):
+    if ctx.unsaved:
+        raise RuntimeError("lstmkit: backward through a GRU/RNN layer run without gradients (save=False)")
+    x, h0, w_ih, w_hh, lengths, recurrent_mask, z_h, gates, hin, hn, hseq = ctx.saved_tensors
+    zoneout_p, cell = ctx.scalars
+    need = ctx.needs_input_grad
+    has_bias = need[4] or need[5]          # a layer without biases passes constant zeros
+    dx, dh0, dw_ih, dw_hh, db_ih, db_hh = torch.ops.lstmkit.gru_rnn_backward(
+        dy, dh_n, x, h0, w_ih, w_hh, hin, gates, hn, hseq, lengths, recurrent_mask, z_h, zoneout_p, cell, need[0],
+        has_bias)
+    return (dx if need[0] else None, dh0, dw_ih, dw_hh, db_ih if has_bias else None, db_hh if has_bias else None,
+            *(None,) * 7)
+
+
+gru_rnn_forward.register_autograd(_gru_rnn_backward, setup_context=_gru_rnn_setup_context)
+
+
+# -- double backward ---------------------------------------------------------------------------------------------
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError("lstmkit's fused engine cannot differentiate twice (its BPTT is hand-written, with no "
+                       "backward of its own); for double backward use backend='torch' (plain cells) or 'reference'")
+
+
+def _keep_nothing(ctx, inputs, output):
+    pass
+
+
+lstm_backward.register_autograd(_no_double_backward, setup_context=_keep_nothing)
+gru_rnn_backward.register_autograd(_no_double_backward, setup_context=_keep_nothing)
