@@ -30,6 +30,8 @@ from .config import RunConfig
 ENGINES: dict[str, Engine] = {"torch": torch_kernel, "fused": fused, "reference": reference}
 BACKENDS = ("auto", *ENGINES)
 _warned: set[str] = set()
+_DYNAMIC_STEPS = ("torch's kernel fixes the number of steps when traced (its decomposition loops over them), so it "
+                  "cannot serve a dynamic length under torch.export or torch.compile")
 
 
 def check_backend(backend, cell: Cell, config: RunConfig, *, offered: tuple[str, ...] = BACKENDS,
@@ -86,15 +88,24 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
 def choose(backend: str, cell: Cell, config: RunConfig, x: Tensor, trace: bool, *, steps: int | None = None,
            batch: int | None = None) -> Engine:
     """The engine for this call (see the module docstring); an explicit backend that cannot serve it raises.
-    ``steps`` and ``batch`` (T and B; None: unknown) let ``auto`` weigh a fused call's fixed cost."""
+    ``steps`` and ``batch`` (T and B; None: unknown) let ``auto`` weigh a fused call's fixed cost.
+
+    Under torch.export or torch.compile with a dynamic length (``steps`` a SymInt), torch's kernel cannot serve: its
+    decomposition loops over the steps in Python and fixes T (torch.nn.LSTM does not export with a dynamic T), while
+    the fused engine is one op per layer for any T; and a symbolic size is unknown to the cost model."""
+    dynamic_steps = isinstance(steps, torch.SymInt)
+    steps = None if dynamic_steps else steps
+    batch = None if isinstance(batch, torch.SymInt) else batch
     if backend != "auto":
         engine = ENGINES[backend]
         reason = engine.why_not(cell, config, x, trace=trace)
+        if reason is None and engine is torch_kernel and dynamic_steps:
+            reason = _DYNAMIC_STEPS
         if reason:
             raise InputError(f"backend={backend!r} cannot run this call: {reason}; use backend='auto'")
         return engine
     fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell, batch)
-    torch_reason = torch_kernel.why_not(cell, config, x, trace=trace)
+    torch_reason = torch_kernel.why_not(cell, config, x, trace=trace) or (_DYNAMIC_STEPS if dynamic_steps else None)
     if fused_first and not trace and torch_reason is None and not fused_pays(cell, steps, batch):
         return torch_kernel
     if fused_first and fused.why_not(cell, config, x, trace=trace) is None:

@@ -166,6 +166,7 @@ class Recurrent(nn.Module):
         """
         if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
             return leaf_call(self, input) if hx is None else leaf_call(self, input, hx)
+        _checks.not_left_float(self, self.__dict__.get("qconfig"))
         form, seq, hx = self._prepare(input, hx)
         config = self._config()
         engine = self._engine(seq, config, trace=False)
@@ -256,6 +257,11 @@ class Recurrent(nn.Module):
             _checks.state_tensor(f"hx[{names.index(name)}] ({name})" if len(names) > 1 else name, h, expected,
                                  x, weight, unbatched, hint)
         return tuple(hx)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "qconfig":      # torch.ao.quantization's convert unmarks the modules it did not swap
+            _checks.not_left_float(self, self.__dict__.get("qconfig"))
+        super().__delattr__(name)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -25,10 +25,9 @@ from torch import Tensor
 from ...errors import InputError, InputTypeError
 from . import build, ops  # noqa: F401  (ops registers torch.ops.lstmkit.*)
 from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
+from .ops import KINDS as _KINDS
 
 __all__ = ["gru_layer", "rnn_layer"]
-
-from .ops import KINDS as _KINDS
 
 
 def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,

@@ -39,10 +39,9 @@ from torch import Tensor
 from ...errors import InputError, InputTypeError
 from . import build, ops  # noqa: F401  (ops registers torch.ops.lstmkit.*)
 from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
+from .ops import EPS  # noqa: F401  (layer norm's epsilon, documented above)
 
 __all__ = ["lstm_layer"]
-
-from .ops import EPS  # noqa: F401  (layer norm's epsilon, documented above)
 
 
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
