@@ -94,8 +94,8 @@ def choose(backend: str, cell: Cell, config: RunConfig, x: Tensor, trace: bool, 
     decomposition loops over the steps in Python and fixes T (torch.nn.LSTM does not export with a dynamic T), while
     the fused engine is one op per layer for any T; and a symbolic size is unknown to the cost model."""
     dynamic_steps = isinstance(steps, torch.SymInt)
-    steps = None if dynamic_steps else steps
-    batch = None if isinstance(batch, torch.SymInt) else batch
+    if dynamic_steps or torch.jit.is_tracing():         # (torch.jit.trace: sizes are traced values, not constants)
+        steps = batch = None
     if backend != "auto":
         engine = ENGINES[backend]
         reason = engine.why_not(cell, config, x, trace=trace)

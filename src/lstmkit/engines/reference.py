@@ -7,6 +7,8 @@ Autograd differentiates it; nothing is hand-written, which is why it is slow (on
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -50,7 +52,10 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
     if masks.recurrent is not None:
         w = Weights(**{**w.__dict__, "recurrent_mask": masks.recurrent})
     if torch.jit.is_tracing():
-        x = torch.ops.lstmkit.unrolled_steps(x, int(x.shape[0]))               # see unrolled_steps
+        with warnings.catch_warnings():             # the trace keeps T as a constant: that is the point here
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            steps = int(x.shape[0])
+        x = torch.ops.lstmkit.unrolled_steps(x, steps)                          # see unrolled_steps
     xw = cell.project_input(x, w)                                               # (T, B, G*H)
     ys, recs = [], []
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
