@@ -131,11 +131,12 @@ def _sample(op, peephole=False, w_hr=False, ln=False, zoneout_masks=False, zoneo
         return torch.randn(*shape, generator=g).requires_grad_(grad)
 
     if op == "lstm":
-        masks = (torch.ones(T, B, R).bernoulli_(0.5), torch.ones(T, B, H).bernoulli_(0.5)) if zoneout_masks else (
-            None, None)
-        return ops.lstm_forward, (t(T, B, I), t(B, R), t(B, H), t(4 * H, I), t(4 * H, R), t(4 * H), t(3, H, grad=peephole),
-                                  t(R, H) if w_hr else None, *((t(4 * H), t(4 * H), t(H), t(H)) if ln else (None,) * 4),
-                                  torch.tensor([3, 2]), None, *masks, zoneout_p, False, save, records)
+        masks = ((torch.ones(T, B, R).bernoulli_(0.5), torch.ones(T, B, H).bernoulli_(0.5)) if zoneout_masks
+                 else (None, None))
+        gammas = (t(4 * H), t(4 * H), t(H), t(H)) if ln else (None,) * 4
+        return ops.lstm_forward, (t(T, B, I), t(B, R), t(B, H), t(4 * H, I), t(4 * H, R), t(4 * H),
+                                  t(3, H, grad=peephole), t(R, H) if w_hr else None, *gammas, torch.tensor([3, 2]),
+                                  None, *masks, zoneout_p, False, save, records)
     G = 3 if op == "gru" else 1
     return ops.gru_rnn_forward, (t(T, B, I), t(B, H), t(G * H, I), t(G * H, H), t(G * H), t(G * H), None, None, None,
                                  0.0, ops.KINDS["gru" if op == "gru" else "tanh"], save, True)

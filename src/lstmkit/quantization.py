@@ -16,6 +16,8 @@ because the mapping did not cover it, raises when the conversion removes its qco
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -74,7 +76,7 @@ class _ViaTorch:
 
     twin: type[nn.Module]
     names: tuple[str, ...]
-    quantized: type
+    quantized: Any                                  # torch.ao.nn.quantized.dynamic's class (it has from_float)
 
     @classmethod
     def from_float(cls, mod: nn.Module, use_precomputed_fake_quant: bool = False):

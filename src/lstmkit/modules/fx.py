@@ -29,6 +29,9 @@ def leaf_call(module: nn.Module, *args):
     """Records ``module(*args)`` as one ``call_module`` node of the graph being traced and returns its Proxy."""
     proxy = next(p for a in args for p in (a if isinstance(a, tuple | list) else (a,)) if isinstance(p, fx.Proxy))
     tracer = proxy.tracer
+    if not isinstance(tracer, fx.Tracer):
+        raise InputTypeError(f"{type(module).__name__} met a Proxy of {type(tracer).__name__}, which is not a "
+                             "torch.fx.Tracer: it can record lstmkit modules only as torch.fx's tracer does, as leaves")
     if module is tracer.root:
         raise InputTypeError(f"torch.fx traces {type(module).__name__} as a leaf (as torch.nn's recurrent modules); "
                              "symbolic_trace a model that holds it, not the module itself")
