@@ -16,6 +16,7 @@ from ..cells import Cell, Weights
 from ..sequences import Sequences, step_mask
 from .config import Masks, RunConfig
 from .layers import run_layers
+from .unrolled import unrolled_steps
 
 NAME = "reference"
 
@@ -55,7 +56,7 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
         with warnings.catch_warnings():             # the trace keeps T as a constant: that is the point here
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             steps = int(x.shape[0])
-        x = torch.ops.lstmkit.unrolled_steps(x, steps)                          # see unrolled_steps
+        x = unrolled_steps(x, steps)                                            # see unrolled_steps
     xw = cell.project_input(x, w)                                               # (T, B, G*H)
     ys, recs = [], []
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
@@ -78,29 +79,6 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
             recs.append(rec)
     records = tuple(torch.stack(r) for r in zip(*recs, strict=True)) if trace else None
     return torch.stack(ys), state, records
-
-
-@torch.library.custom_op("lstmkit::unrolled_steps", mutates_args=())
-def unrolled_steps(x: Tensor, steps: int) -> Tensor:
-    """x (a copy), when it has ``steps`` steps; else raises. torch.jit.trace records the loop below unrolled, for the
-    traced input's number of steps only: without this op in the trace, a traced module called with more steps would
-    silently return that many (T=5 traced, T=9 called: 5 steps out). The other engines run a layer as one op and
-    trace for every length."""
-    if x.shape[0] != steps:
-        raise RuntimeError(f"lstmkit: this module was traced by torch.jit.trace at T={steps} steps on the reference "
-                           f"engine, whose per-step loop the trace unrolled, and was called with T={x.shape[0]}. "
-                           "Trace it again at this length, or run it on an engine with one op per layer "
-                           "(backend='auto' or 'fused'; the reference engine serves custom cells and traces with "
-                           "gradients), or use torch.export or torch.compile, which check the length")
-    return x.clone()
-
-
-@unrolled_steps.register_fake
-def _(x, steps):
-    return torch.empty_like(x)
-
-
-unrolled_steps.register_autograd(lambda ctx, grad: (grad, None), setup_context=lambda ctx, inputs, output: None)
 
 
 def _with_states(cell: Cell, rec: tuple, state: tuple[Tensor, ...]) -> tuple:

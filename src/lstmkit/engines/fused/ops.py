@@ -18,12 +18,16 @@ The C++ kernels run without the GIL (``csrc/module.cpp``), so Python threads ove
 own kernels.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here, and typing.Optional: torch.library.custom_op reads the schema from
+# these annotations, and torch 2.4's reader takes evaluated typing.OptTensor, not strings.
+from typing import Optional
 
 import torch
 from torch import Tensor
 
 from . import build, cpu
+
+OptTensor = Optional[Tensor]  # noqa: UP045  (the schema's Tensor?, see above)
 
 EPS = 1e-5  # layer norm's epsilon, as torch.nn.LayerNorm's default
 KINDS = {"tanh": 0, "relu": 1, "gru": 2}  # GruRnnOptions.cell (csrc/gru_rnn_cell.h CellKind)
@@ -33,16 +37,16 @@ def _acc(dt: torch.dtype) -> torch.dtype:
     return torch.float32 if dt == torch.bfloat16 else dt
 
 
-def _none(t: Tensor) -> Tensor | None:
+def _none(t: Tensor) -> OptTensor:
     """An empty placeholder (a term the layer lacks) as the C++ side's absent optional."""
     return None if t.dim() == 1 and t.numel() == 0 else t
 
 
-def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
+def _or_empty(t: OptTensor, like: Tensor) -> Tensor:
     return t if t is not None else like.new_empty(0)
 
 
-def _contiguous(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+def _contiguous(t: OptTensor, dtype: torch.dtype) -> OptTensor:
     return None if t is None else t.to(dtype).contiguous()
 
 
@@ -61,9 +65,9 @@ class _EmptyEach:
 
 @torch.library.custom_op("lstmkit::lstm_forward", mutates_args=(), device_types="cpu")
 def lstm_forward(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, peephole: Tensor,
-                 w_hr: Tensor | None, gamma_ih: Tensor | None, gamma_hh: Tensor | None, gamma_c: Tensor | None,
-                 beta_c: Tensor | None, lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None,
-                 z_c: Tensor | None, zoneout_p: float, coupled: bool, save: bool,
+                 w_hr: OptTensor, gamma_ih: OptTensor, gamma_hh: OptTensor, gamma_c: OptTensor,
+                 beta_c: OptTensor, lengths: OptTensor, recurrent_mask: OptTensor, z_h: OptTensor,
+                 z_c: OptTensor, zoneout_p: float, coupled: bool, save: bool,
                  records: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
                                               Tensor, Tensor]:
     """One LSTM layer in one direction (:func:`lstmkit.engines.fused.lstm_layer` has the contract). Returns y,
@@ -115,11 +119,11 @@ def _lstm_forward_fake(x, h0, c0, w_ih, w_hh, bias, peephole, w_hr, gamma_ih, ga
 
 
 @torch.library.custom_op("lstmkit::lstm_backward", mutates_args=(), device_types="cpu")
-def lstm_backward(dy: Tensor | None, dh_n: Tensor | None, dc_n: Tensor | None, x: Tensor, c0: Tensor, w_ih: Tensor,
-                  w_hh: Tensor, bias: Tensor, peephole: Tensor, w_hr: Tensor | None, gamma_ih: Tensor | None,
-                  gamma_hh: Tensor | None, gamma_c: Tensor | None, beta_c: Tensor | None, hin: Tensor, hraw: Tensor,
+def lstm_backward(dy: OptTensor, dh_n: OptTensor, dc_n: OptTensor, x: Tensor, c0: Tensor, w_ih: Tensor,
+                  w_hh: Tensor, bias: Tensor, peephole: Tensor, w_hr: OptTensor, gamma_ih: OptTensor,
+                  gamma_hh: OptTensor, gamma_c: OptTensor, beta_c: OptTensor, hin: Tensor, hraw: Tensor,
                   gates: Tensor, c_seq: Tensor, cnew: Tensor, tanhm: Tensor, mean: Tensor, rstd: Tensor,
-                  lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None, z_c: Tensor | None,
+                  lengths: OptTensor, recurrent_mask: OptTensor, z_h: OptTensor, z_c: OptTensor,
                   zoneout_p: float, coupled: bool, need_dx: bool, has_bias: bool,
                   has_peephole: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
                                                Tensor, Tensor, Tensor]:
@@ -211,7 +215,7 @@ lstm_forward.register_autograd(_lstm_backward, setup_context=_lstm_setup_context
 
 @torch.library.custom_op("lstmkit::gru_rnn_forward", mutates_args=(), device_types="cpu")
 def gru_rnn_forward(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
-                    lengths: Tensor | None, recurrent_mask: Tensor | None, z_h: Tensor | None, zoneout_p: float,
+                    lengths: OptTensor, recurrent_mask: OptTensor, z_h: OptTensor, zoneout_p: float,
                     cell: int, save: bool, records: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """One GRU (cell 2) or Elman RNN (0 tanh, 1 relu) layer in one direction (:func:`lstmkit.engines.fused.gru_layer`
     has the contract). Returns y, h_n, gates, then what backward reads: hin, hn, hseq."""
@@ -247,9 +251,9 @@ def _gru_rnn_forward_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask
 
 
 @torch.library.custom_op("lstmkit::gru_rnn_backward", mutates_args=(), device_types="cpu")
-def gru_rnn_backward(dy: Tensor | None, dh_n: Tensor | None, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,
-                     hin: Tensor, gates: Tensor, hn: Tensor, hseq: Tensor, lengths: Tensor | None,
-                     recurrent_mask: Tensor | None, z_h: Tensor | None, zoneout_p: float, cell: int, need_dx: bool,
+def gru_rnn_backward(dy: OptTensor, dh_n: OptTensor, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,
+                     hin: Tensor, gates: Tensor, hn: Tensor, hseq: Tensor, lengths: OptTensor,
+                     recurrent_mask: OptTensor, z_h: OptTensor, zoneout_p: float, cell: int, need_dx: bool,
                      has_bias: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """gru_rnn_forward's BPTT. Returns dx, dh0, dw_ih, dw_hh, db_ih, db_hh (empty where absent)."""
     if x.shape[0] == 0:  # no steps: the state passed straight through
