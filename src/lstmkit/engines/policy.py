@@ -51,7 +51,7 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
     """Whether a call of ``steps`` x ``batch`` is long enough for the fused engine to beat torch's kernel where
     it would run only for speed (the GRU, ``proj_size``; a trace takes the fused engine at any length: its
     records come from the forward itself, where torch's kernel would need a replay). A fused call has a fixed
-    cost (~90-200 us here: the argument checks, the autograd Function, the C++ set-up) that torch's kernels,
+    cost (~90-200 us here: the argument checks, the custom op and its autograd, the C++ set-up) that torch's kernels,
     which cost more per step, do not.
 
     Measured on the AMD EPYC (2 threads, fused / torch time; BENCHMARKS.md, "Small calls"): GRU inference at
