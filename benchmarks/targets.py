@@ -56,6 +56,11 @@ def targets(data: dict) -> list[tuple[str, Callable[[float], bool], str, list[di
         for v in ("recurrent_dropout", "zoneout"):
             out.append((f"{cell} {v}, fp32 / torch.nn {cell} (as LSTM)", lambda q: q <= 1.5, "≤ 1.5",
                         _rows(data, f"{cell} {v}", "float32")))
+    # Interventions (issue 11): a fused call with interventions against the same call without.
+    out.append(("intervened / fused (LSTM, same call without)", lambda q: q <= 1.5, "≤ 1.5",
+                _rows(data, "intervened")))
+    out.append(("GRU intervened / GRU fused (same call without)", lambda q: q <= 1.5, "≤ 1.5",
+                _rows(data, "GRU intervened")))
     return out
 
 

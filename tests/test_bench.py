@@ -37,6 +37,9 @@ def test_every_row_is_timed_against_its_own_baseline(tiny_shape):
         assert table["peephole"].ratio == pytest.approx(table["peephole"].ms / table["torch.nn"].ms)
         assert table["GRU zoneout"].ratio == pytest.approx(table["GRU zoneout"].ms / table["torch.nn GRU"].ms)
         assert table["RNN zoneout"].ratio == pytest.approx(table["RNN zoneout"].ms / table["torch.nn RNN"].ms)
+        assert table["intervened"].ratio == pytest.approx(table["intervened"].ms / table["fused"].ms)
+        assert table["GRU intervened"].ratio == pytest.approx(table["GRU intervened"].ms / table["GRU fused"].ms)
+        assert table["intervened"].engine == table["fused"].engine   # the same engine, with and without
         assert all(r.ms > 0 and r.gflops > 0 for r in table.values())
     assert infer["naive"].engine == "-" and infer["layer_norm"].engine in ("fused", "reference")
     assert infer["trace"].engine == infer["layer_norm"].engine   # a no-grad trace runs where the variants run

@@ -113,16 +113,32 @@ def test_fx_tracing_the_module_itself_says_to_trace_its_holder():
         torch.fx.symbolic_trace(lstmkit.LSTM(3, 4))
 
 
+def test_fx_refuses_interventions_it_cannot_record():
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = lstmkit.LSTM(3, 4)
+
+        def forward(self, x):
+            return self.rnn(x, interventions=[lstmkit.ablate("c", units=[1])])[0]
+
+    with pytest.raises(TypeError, match="with module.intervene"):
+        torch.fx.symbolic_trace(Holder())
+
+
 @pytest.mark.parametrize(("op", "args"), [
     ("lstm", dict(peephole=True, w_hr=True)), ("lstm", dict(ln=True, zoneout_masks=True)),
-    ("lstm", dict(zoneout_p=0.2, records=False)), ("gru", {}), ("rnn", dict(save=False))])
+    ("lstm", dict(zoneout_p=0.2, records=False)), ("lstm", dict(peephole=True, edits=True)), ("gru", {}),
+    ("gru", dict(edits=True)), ("rnn", dict(save=False))])
 def test_custom_ops_agree_with_their_fake_and_autograd_registrations(op, args):
     torch.library.opcheck(*_sample(op, **args),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
-def _sample(op, peephole=False, w_hr=False, ln=False, zoneout_masks=False, zoneout_p=0.0, records=True, save=True):
-    """(op, args) of one small call: T=3, B=2, I=3, H=4 (P=2 with w_hr)."""
+def _sample(op, peephole=False, w_hr=False, ln=False, zoneout_masks=False, zoneout_p=0.0, records=True, save=True,
+            edits=False):
+    """(op, args) of one small call: T=3, B=2, I=3, H=4 (P=2 with w_hr); edits: one on c (LSTM) or h (GRU, RNN),
+    the others None."""
     T, B, I, H = 3, 2, 3, 4
     R = 2 if w_hr else H
     g = torch.Generator().manual_seed(0)
@@ -130,13 +146,57 @@ def _sample(op, peephole=False, w_hr=False, ln=False, zoneout_masks=False, zoneo
     def t(*shape, grad=save):
         return torch.randn(*shape, generator=g).requires_grad_(grad)
 
+    def edit_lists(n, at, S):
+        if not edits:
+            return [], []
+        keep, value = torch.ones(T, B, S), torch.zeros(T, B, S)
+        keep[1:, :, 1], value[1:, :, 1] = 0.0, 0.5            # unit 1 set to 0.5 from step 1 on
+        none = torch.empty(0)                                  # a record without an edit (see ops)
+        return ([keep if k == at else none for k in range(n)], [value if k == at else none for k in range(n)])
+
     if op == "lstm":
         masks = ((torch.ones(T, B, R).bernoulli_(0.5), torch.ones(T, B, H).bernoulli_(0.5)) if zoneout_masks
                  else (None, None))
         gammas = (t(4 * H), t(4 * H), t(H), t(H)) if ln else (None,) * 4
         return ops.lstm_forward, (t(T, B, I), t(B, R), t(B, H), t(4 * H, I), t(4 * H, R), t(4 * H),
                                   t(3, H, grad=peephole), t(R, H) if w_hr else None, *gammas, torch.tensor([3, 2]),
-                                  None, *masks, zoneout_p, False, save, records)
+                                  None, *masks, zoneout_p, False, save, records, *edit_lists(6, 4, H))
     G = 3 if op == "gru" else 1
     return ops.gru_rnn_forward, (t(T, B, I), t(B, H), t(G * H, I), t(G * H, H), t(G * H), t(G * H), None, None, None,
-                                 0.0, ops.KINDS["gru" if op == "gru" else "tanh"], save, True)
+                                 0.0, ops.KINDS["gru" if op == "gru" else "tanh"], save, True,
+                                 *edit_lists(4 if op == "gru" else 2, 3 if op == "gru" else 1, H))
+
+
+@pytest.mark.parametrize(("op", "args"), [("lstm", dict(peephole=True, w_hr=True, edits=True)),
+                                          ("lstm", dict(ln=True, zoneout_masks=True)), ("gru", dict(edits=True)),
+                                          ("rnn", {})])
+def test_eager_direct_path_equals_the_custom_op_bitwise(op, args, monkeypatch):
+    _, inputs = _sample(op, **args)
+    leaves = [a for a in inputs if isinstance(a, torch.Tensor) and a.requires_grad]
+    outputs = 3 if op == "lstm" else 2                        # y, h_n (, c_n): the differentiable outputs
+
+    def run(recording):
+        monkeypatch.setattr(ops, "tracing", lambda x: recording)
+        out = (ops.lstm if op == "lstm" else ops.gru_rnn)(*inputs)
+        loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in out[:outputs])
+        return type(out[0].grad_fn).__name__, out, torch.autograd.grad(loss, leaves)
+
+    (direct, out, grads), (via_op, out_op, grads_op) = run(False), run(True)
+    assert "Direct" in direct and "Direct" not in via_op      # the two paths did run
+    assert all(torch.equal(a, b) for a, b in zip(out, out_op, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(grads, grads_op, strict=True))
+
+
+def test_eager_calls_are_not_taken_for_tracing():
+    assert not ops.tracing(torch.ones(1))
+
+
+def test_compiled_interventions_equal_eager():
+    module = make("LSTM", {"peephole": True})
+    ablate = [lstmkit.ablate("c", units=[1])]
+    dynamo.reset()
+    compiled = torch.compile(lambda x: module(x, interventions=ablate), backend="aot_eager")
+    x = torch.randn(6, 2, 3)
+    (y, g), (y_c, g_c) = grads_of(module, lambda x: module(x, interventions=ablate), x), grads_of(module, compiled, x)
+    assert torch.equal(y_c, y) and not torch.equal(y, module(x)[0].detach())    # (the ablation changed y)
+    assert all(torch.equal(a, b) for a, b in zip(g_c, g, strict=True))

@@ -11,10 +11,12 @@
 from . import init
 from .cells import Cell, Weights
 from .errors import InputError, InputTypeError
+from .interventions import Intervention, ablate, add, clamp, patch, scale
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentCell, RNNCell
 from .trace import Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "LSTMCell", "GRU", "GRUCell", "RNN", "RNNCell", "Recurrent", "RecurrentCell", "Cell",
-           "Weights", "Trace", "InputError", "InputTypeError", "init"]
+           "Weights", "Trace", "InputError", "InputTypeError", "init", "Intervention", "clamp", "scale", "add",
+           "ablate", "patch"]

@@ -26,13 +26,14 @@ class Trace:
     ``(T, B, .)``, ``(B, T, .)`` with ``batch_first``, ``(T, .)`` for unbatched input. For packed input the
     records are padded with zeros past each sequence's end, in the caller's batch order, and ``lengths`` holds
     the sequence lengths; otherwise ``lengths`` is None. ``h`` is the direction's output (projected when
-    ``proj_size > 0``); ``c`` the cell state after the step.
+    ``proj_size > 0``); ``c`` the cell state after the step. ``batch_first`` says how batched records are laid out.
     """
 
     output: object
     state: object
     records: list[list[tuple]] = field(repr=False)
     lengths: Tensor | None = None
+    batch_first: bool = False
 
     def __getitem__(self, key) -> tuple:
         if isinstance(key, int):

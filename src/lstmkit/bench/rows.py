@@ -3,8 +3,11 @@ flops of a call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import lstmkit
 
 # name: (T, B, I, H)
 SHAPES = {
@@ -49,10 +52,31 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "RNN trace on torch": ("RNN", {"backend": "torch"}),
     "RNN recurrent_dropout": ("RNN", {"recurrent_dropout": 0.25}),
     "RNN zoneout": ("RNN", {"zoneout": 0.1}),
+    # Interventions (lstmkit.interventions): a call with one against the same call without, on the fused engine.
+    "fused": ("LSTM", {"backend": "fused"}),
+    "intervened": ("LSTM", {"backend": "fused"}),
+    "GRU fused": ("GRU", {"backend": "fused"}),
+    "GRU intervened": ("GRU", {"backend": "fused"}),
+}
+
+
+def _lstm_interventions(T: int, H: int) -> list:
+    """Half the cell state ablated over the second half of the steps, and every forget gate scaled."""
+    return [lstmkit.ablate("c", units=slice(0, H // 2), steps=slice(T // 2, None)), lstmkit.scale("f", 0.9)]
+
+
+def _gru_interventions(T: int, H: int) -> list:
+    return [lstmkit.ablate("h", units=slice(0, H // 2), steps=slice(T // 2, None)), lstmkit.scale("z", 0.9)]
+
+
+# row: (the row it is measured against, the interventions of its call given T and H)
+INTERVENED: dict[str, tuple[str, Callable[[int, int], list]]] = {
+    "intervened": ("fused", _lstm_interventions),
+    "GRU intervened": ("GRU fused", _gru_interventions),
 }
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 QUICK_ROWS = ("torch.nn", "naive", "lstmkit", "trace", "peephole", "layer_norm", "torch.nn proj", "proj",
-              "torch.nn GRU", "GRU", "GRU trace")
+              "torch.nn GRU", "GRU", "GRU trace", "fused", "intervened")
 
 
 def family(row: str) -> str:
@@ -62,7 +86,10 @@ def family(row: str) -> str:
 
 
 def baseline(row: str) -> str:
-    """The torch.nn row a row's ratio is taken to: the same cell, with the same proj_size."""
+    """The row a row's ratio is taken to: the same cell in torch.nn, with the same proj_size; for a row with
+    interventions, the same call without them."""
+    if row in INTERVENED:
+        return INTERVENED[row][0]
     if ROWS[row][1].get("proj_size") and not ROWS[row][0].startswith("torch.nn"):
         return "torch.nn proj"
     return "torch.nn" if family(row) == "LSTM" else f"torch.nn {family(row)}"

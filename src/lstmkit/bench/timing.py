@@ -11,7 +11,7 @@ import torch
 import lstmkit
 
 from .naive import NaiveLSTM
-from .rows import GATES, INFERENCE_ONLY, ROWS, SHAPES, Row, baseline, family, rnn_flops
+from .rows import GATES, INFERENCE_ONLY, INTERVENED, ROWS, SHAPES, Row, baseline, family, rnn_flops
 
 
 def gemm_rate(repeats: int = 5) -> float:
@@ -52,16 +52,23 @@ def _autocast(x):
     return torch.autocast("cpu", dtype=torch.bfloat16) if x.dtype == torch.bfloat16 else contextlib.nullcontext()
 
 
+def _interventions(row: str, module, x):
+    """The row's interventions as a context (lstmkit.interventions), or none."""
+    if row not in INTERVENED:
+        return contextlib.nullcontext()
+    return module.intervene(*INTERVENED[row][1](x.shape[0], module.hidden_size))
+
+
 def _call(row: str, module, x, train: bool):
     inp = x.float() if x.dtype == torch.bfloat16 else x
     if train:
         def run():
-            with _autocast(x):
+            with _autocast(x), _interventions(row, module, x):
                 out = module(inp)[0]
             out.float().sum().backward()
     else:
         def run():
-            with torch.no_grad(), _autocast(x):
+            with torch.no_grad(), _autocast(x), _interventions(row, module, x):
                 return module.trace(inp) if "trace" in row else module(inp)
     return run
 
@@ -80,12 +87,12 @@ def cannot_run_here(err: RuntimeError) -> str | None:
     return "oneDNN on this CPU: " + message.split(". ")[0].strip()
 
 
-def _engine(module, x, train: bool, trace: bool) -> str:
+def _engine(row: str, module, x, train: bool, trace: bool) -> str:
     """The engine this row's call runs on, asked as the call is made: inference rows under no_grad (which matters
     for traces), bf16 rows under their autocast (which matters where torch's kernel cannot run bf16)."""
     if not isinstance(module, lstmkit.Recurrent):
         return "-"
-    with contextlib.nullcontext() if train else torch.no_grad(), _autocast(x):
+    with contextlib.nullcontext() if train else torch.no_grad(), _autocast(x), _interventions(row, module, x):
         return module.engine_for(x.float(), trace=trace)
 
 
@@ -121,7 +128,7 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
             med = {r: statistics.median(t) * 1e3 for r, t in times.items()}
             dt = str(dtype).replace("torch.", "")
             for r in active:
-                engine = _engine(modules[r], x, train, trace="trace" in r)
+                engine = _engine(r, modules[r], x, train, trace="trace" in r)
                 if r in na:
                     out.append(Row(name, T, B, I, H, dt, mode, r, engine, None, na=na[r]))
                     continue

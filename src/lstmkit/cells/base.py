@@ -16,11 +16,23 @@ recurrent ``h``).
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+Edit = Callable[[str, Tensor], Tensor]
+
+
+_TAKES_EDIT: dict[type, bool] = {}
+
+
+def unedited(name: str, v: Tensor) -> Tensor:
+    """The ``edit`` of a step without interventions: every record as computed."""
+    return v
 
 
 @dataclass
@@ -93,10 +105,29 @@ class Cell:
         Engines call it once per layer and direction, so this is one GEMM over all T*B rows."""
         return F.linear(x, w.weight_ih, w.bias_ih)
 
-    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights) -> tuple[tuple[Tensor, ...], tuple]:
+    def record_size(self, name: str) -> int:
+        """The feature size of record ``name``: R for ``h``, H for every other (override for other sizes)."""
+        return self.output_size if name == "h" else self.hidden_size
+
+    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights,
+             edit: Edit = unedited) -> tuple[tuple[Tensor, ...], tuple]:
         """One step: ``xw`` (B, G*H) is this step's row of :meth:`project_input`, ``state`` the carried state.
-        Returns the new state (same order as ``states``) and the values of ``records`` (same order)."""
+        Returns the new state (same order as ``states``) and the values of ``records`` (same order).
+
+        ``edit(name, v)`` returns the value the rest of the step uses in place of record ``name`` (interventions,
+        :mod:`lstmkit.interventions`): a cell calls it on each record where it computes it, so ``v = edit("f",
+        v)`` lets an intervened ``f`` reach ``c`` and every later step. A cell whose ``step`` takes no ``edit``
+        can still be intervened on at its states (applied by the engine after the step)."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
+
+    @classmethod
+    def takes_edit(cls) -> bool:
+        """Whether this cell's ``step`` accepts ``edit`` (see :meth:`step`)."""
+        if cls not in _TAKES_EDIT:
+            params = inspect.signature(cls.step).parameters
+            _TAKES_EDIT[cls] = "edit" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                                       for p in params.values())
+        return _TAKES_EDIT[cls]
 
     def replay(self, xw: Tensor, hw: Tensor, y: Tensor, state0: tuple[Tensor, ...]) -> tuple:
         """The records of a whole sequence recovered after a fused kernel ran it, without a step loop.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, Weights
+from .base import Cell, Edit, Weights, unedited
 
 
 class GRUCellMath(Cell):
@@ -21,14 +21,14 @@ class GRUCellMath(Cell):
     records = ("r", "z", "n", "h")
     torch_kernel = "gru"
 
-    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights):
+    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights, edit: Edit = unedited):
         (h,) = state                                                             # (B, H)
         x_r, x_z, x_n = xw.chunk(3, dim=-1)                                      # (B, H) each
         h_r, h_z, h_n = w.hh(h).chunk(3, dim=-1)                                 # (B, H) each
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h
+        r = edit("r", torch.sigmoid(x_r + h_r))
+        z = edit("z", torch.sigmoid(x_z + h_z))
+        n = edit("n", torch.tanh(x_n + r * h_n))
+        h = edit("h", (1 - z) * n + z * h)
         return (h,), (r, z, n, h)
 
     def replay(self, xw: Tensor, hw: Tensor, y: Tensor, state0: tuple[Tensor, ...]) -> tuple:

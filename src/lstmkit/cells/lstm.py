@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Cell, Weights
+from .base import Cell, Edit, Weights, unedited
 
 LN_EPS = 1e-5
 
@@ -114,7 +114,7 @@ class LSTMCellMath(Cell):
         a_x = layer_norm(F.linear(x, w.weight_ih), w["weight_ln_ih"])           # (T, B, 4H)
         return a_x if w.bias_ih is None else a_x + w.bias_ih
 
-    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights):
+    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights, edit: Edit = unedited):
         h, c = state                                                             # (B, R), (B, H)
         if self.layer_norm:
             a_h = layer_norm(F.linear(w.recurrent_input(h), w.weight_hh), w["weight_ln_hh"])
@@ -126,17 +126,18 @@ class LSTMCellMath(Cell):
             p_i, p_f, p_o = w["weight_peephole"]                                 # (H,) each
             a_i = a_i + p_i * c
             a_f = a_f + p_f * c
-        i = torch.sigmoid(a_i)
-        f = 1 - i if self.coupled else torch.sigmoid(a_f)
-        g = torch.tanh(a_g)
-        c = f * c + i * g                                                        # (B, H)
+        i = edit("i", torch.sigmoid(a_i))
+        f = edit("f", 1 - i if self.coupled else torch.sigmoid(a_f))
+        g = edit("g", torch.tanh(a_g))
+        c = edit("c", f * c + i * g)                                             # (B, H)
         if self.peephole:
             a_o = a_o + p_o * c
-        o = torch.sigmoid(a_o)
+        o = edit("o", torch.sigmoid(a_o))
         m = layer_norm(c, w["weight_ln_c"], w["bias_ln_c"]) if self.layer_norm else c
         h = o * torch.tanh(m)                                                    # (B, H)
         if w.weight_hr is not None:
             h = F.linear(h, w.weight_hr)                                         # (B, P)
+        h = edit("h", h)
         return (h, c), (i, f, g, o, c, h)
 
     def replay(self, xw: Tensor, hw: Tensor, y: Tensor, state0: tuple[Tensor, ...]) -> tuple:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Cell, Weights
+from .base import Cell, Edit, Weights, unedited
 
 
 class RNNCellMath(Cell):
@@ -23,10 +23,10 @@ class RNNCellMath(Cell):
         self.torch_kernel = f"rnn_{nonlinearity}"
         self._act = torch.tanh if nonlinearity == "tanh" else torch.relu
 
-    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights):
+    def step(self, xw: Tensor, state: tuple[Tensor, ...], w: Weights, edit: Edit = unedited):
         (h,) = state                                                             # (B, H)
-        a = xw + w.hh(h)                                                         # (B, H)
-        h = self._act(a)
+        a = edit("a", xw + w.hh(h))                                              # (B, H)
+        h = edit("h", self._act(a))
         return (h,), (a, h)
 
     def replay(self, xw: Tensor, hw: Tensor, y: Tensor, state0: tuple[Tensor, ...]) -> tuple:

@@ -51,6 +51,13 @@ GruRnnLayer<scalar_t, acc_t> make_layer(const GruRnnOptions& o, int64_t T, int64
   L.save = o.save, L.records = o.records || o.save;
   L.hin = s.hin.data_ptr<scalar_t>(), L.gates = s.gates.data_ptr<acc_t>();
   L.hn = data_or_null<acc_t>(s.hn), L.hseq = data_or_null<acc_t>(s.hseq);
+  const int64_t G = gates_of(kind), edited = static_cast<int64_t>(o.edit_keep.size());  // gates, then h
+  for (int64_t k = 0; k < G; ++k) {
+    L.eg_k[k] = k < edited ? data_or_null<acc_t>(o.edit_keep[k]) : nullptr;
+    L.eg_v[k] = k < edited ? data_or_null<acc_t>(o.edit_value[k]) : nullptr;
+  }
+  L.eh_k = G < edited ? data_or_null<acc_t>(o.edit_keep[G]) : nullptr;
+  L.eh_v = G < edited ? data_or_null<acc_t>(o.edit_value[G]) : nullptr;
   return L;
 }
 

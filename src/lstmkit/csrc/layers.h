@@ -30,6 +30,9 @@ struct LstmOptions {
   bool records = true;        // return the gates and c_seq of every step (a trace)
   bool has_bias = false;      // backward returns db
   bool has_peephole = false;  // backward returns dpeephole
+  // Interventions (lstmkit/interventions.py): affine edits v' = keep * v + value in engine order, one per record
+  // i, f, g, o, c, h (absent: that record has none; empty lists: none at all). (T, B, H) each, h's (T, B, R).
+  std::vector<OptTensor> edit_keep, edit_value;
 };
 
 // The same for one GRU or Elman RNN layer call (one state, h, so one zoneout mask).
@@ -43,6 +46,8 @@ struct GruRnnOptions {
   bool save = true;          // as LstmOptions::save
   bool records = true;       // return the gates of every step (a trace)
   bool has_bias = false;     // backward returns db_ih, db_hh
+  // Interventions, as LstmOptions': per record RNN a, h or GRU r, z, n, h; (T, B, H) each.
+  std::vector<OptTensor> edit_keep, edit_value;
 };
 
 // Steps per chunk of a streaming forward or a backward (lstm_layer.cpp): K * B ~ 1024 rows.

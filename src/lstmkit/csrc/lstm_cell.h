@@ -24,6 +24,8 @@
 
 namespace lstmkit {
 
+enum EditedRecord { kEditI = 0, kEditF, kEditG, kEditO, kEditC, kEditH };
+
 template <typename scalar_t, typename acc_t>
 struct Layer {
   int64_t T, B, H, R;
@@ -63,7 +65,17 @@ struct Layer {
   acc_t* dm;                 // (K, B, H) grad of m; ln only; chunk
   acc_t *xhat_ih, *xhat_hh;  // (K, B, GH) normalised a_x, a_h, rebuilt by rebuild_ln_row; ln only; chunk
   acc_t* chat;               // (K, B, H) normalised c', rebuilt likewise; ln only; chunk
+  // Interventions (lstmkit/interventions.py): v' = keep * v + value per record, in the order of kEditI..kEditH,
+  // rows row(t, b); null where a record has none. (T, B, H) each, h's (T, B, R). The gates are edited after their
+  // activation, c where the cell computes c' (or after zoneout's mix when there is zoneout: cnew), h after the
+  // projection and zoneout's mix (finish_h). Backward multiplies each grad by keep and takes an activation's
+  // derivative at the value before the edit.
+  const acc_t* ek[6];
+  const acc_t* ev[6];
 
+  bool edited() const {  // the cell's pass (i, f, g, o, c) has edits
+    return ek[0] != nullptr || ek[1] != nullptr || ek[2] != nullptr || ek[3] != nullptr || ek[4] != nullptr;
+  }
   bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
   int64_t row(int64_t t, int64_t b) const { return t * B + b; }
   // Row of a chunk buffer.
@@ -75,6 +87,24 @@ struct Layer {
   acc_t zoneout_h(int64_t t, int64_t b, int64_t k) const { return z_h ? z_h[row(t, b) * R + k] : zp; }
 };
 
+// The rows (H values each) of the cell's edits at step t, row b, for gates_forward and gates_backward: ek, ev[0..3]
+// of i, f, g, o, [4] of c' (when c_in_cell: no zoneout; else keep 1, value 0), ek[5] the keep of c after zoneout's
+// mix (c's when not c_in_cell, else 1). Records without an edit get keep 1, value 0.
+template <typename scalar_t, typename acc_t>
+inline void edit_rows(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, bool c_in_cell, const acc_t** ek,
+                      const acc_t** ev) {
+  const int64_t H = L.H, e = L.row(t, b) * H;
+  const acc_t* ones = constant_row<acc_t>(H, 1);
+  const acc_t* zeros = constant_row<acc_t>(H, 0);
+  for (int k = 0; k < 5; ++k) {
+    const bool here = L.ek[k] != nullptr && (k != kEditC || c_in_cell);
+    ek[k] = here ? L.ek[k] + e : ones;
+    ev[k] = here ? L.ev[k] + e : zeros;
+  }
+  ek[5] = L.ek[kEditC] != nullptr && !c_in_cell ? L.ek[kEditC] + e : ones;
+  ev[5] = zeros;
+}
+
 // State h after step t for row b, given the cell's new h (h_new, R values; ignored past the row's length):
 // zoneout mix, y_t, and the next step's recurrent GEMM input h * mask.
 template <typename scalar_t, typename acc_t, typename in_t>
@@ -82,7 +112,15 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
   const int64_t R = L.R;
   acc_t* __restrict hs = L.h + b * R;
   scalar_t* __restrict y = L.y + L.row(t, b) * R;
-  if (L.valid(t, b)) {
+  if (L.valid(t, b) && L.ek[kEditH]) {  // intervened: the edit of h after the mix
+    const acc_t* __restrict ek = L.ek[kEditH] + L.row(t, b) * R;
+    const acc_t* __restrict ev = L.ev[kEditH] + L.row(t, b) * R;
+    for (int64_t k = 0; k < R; ++k) {
+      acc_t z = L.zoneout_h(t, b, k);
+      hs[k] = ek[k] * (z * hs[k] + (acc_t(1) - z) * acc_t(h_new[k])) + ev[k];
+      y[k] = scalar_t(hs[k]);
+    }
+  } else if (L.valid(t, b)) {
     for (int64_t k = 0; k < R; ++k) {
       acc_t z = L.zoneout_h(t, b, k);
       hs[k] = z * hs[k] + (acc_t(1) - z) * acc_t(h_new[k]);
@@ -105,15 +143,23 @@ inline void finish_h(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, cons
 // kPlain (no layer norm): the pre-activations are a_x (ax, GH; may be gt itself) + a_h (ah, GH) + bias, summed
 // here, and m = c', so tm = tanh(c') and h = o * tm (H each) are written too. Otherwise gt already holds the
 // pre-activations and tm, h are left to the caller.
-// kCoupled, kPlain are template arguments, not runtime bools: GCC will not vectorise a select on a
+// kEdit: interventions, v' = k v + v0 with ek, ev the rows (H each) of i, f, g, o and c' (edit_rows): each gate
+// right after its activation and c' right after it is computed, so the edited values feed c', o and h.
+// kCoupled, kPlain, kEdit are template arguments, not runtime bools: GCC will not vectorise a select on a
 // loop-invariant flag.
-template <bool kCoupled, bool kPlain, typename acc_t, typename ax_t, typename ah_t>
+template <bool kCoupled, bool kPlain, bool kEdit = false, typename acc_t, typename ax_t, typename ah_t>
 inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __restrict ah, const acc_t* __restrict bias,
                           const acc_t* __restrict c, const acc_t* __restrict peep, acc_t* __restrict c_new,
-                          acc_t* __restrict tm, acc_t* __restrict h) {
+                          acc_t* __restrict tm, acc_t* __restrict h, const acc_t* const* ek = nullptr,
+                          const acc_t* const* ev = nullptr) {
   const acc_t* p_i = peep;
   const acc_t* p_f = peep + H;
   const acc_t* p_o = peep + 2 * H;
+  const acc_t* __restrict k_i = kEdit ? ek[0] : nullptr, * __restrict v_i = kEdit ? ev[0] : nullptr;
+  const acc_t* __restrict k_f = kEdit ? ek[1] : nullptr, * __restrict v_f = kEdit ? ev[1] : nullptr;
+  const acc_t* __restrict k_g = kEdit ? ek[2] : nullptr, * __restrict v_g = kEdit ? ev[2] : nullptr;
+  const acc_t* __restrict k_o = kEdit ? ek[3] : nullptr, * __restrict v_o = kEdit ? ev[3] : nullptr;
+  const acc_t* __restrict k_c = kEdit ? ek[4] : nullptr, * __restrict v_c = kEdit ? ev[4] : nullptr;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     acc_t a_i = gt[j], a_f = gt[H + j], a_g = gt[2 * H + j], a_o = gt[3 * H + j];
@@ -124,10 +170,15 @@ inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __re
       a_o = acc_t(ax[3 * H + j]) + acc_t(ah[3 * H + j]) + bias[3 * H + j];
     }
     acc_t i = sigmoid(a_i + p_i[j] * c[j]);
+    if (kEdit) i = k_i[j] * i + v_i[j];
     acc_t f = kCoupled ? acc_t(1) - i : sigmoid(a_f + p_f[j] * c[j]);
+    if (kEdit) f = k_f[j] * f + v_f[j];
     acc_t g = tanh_(a_g);
+    if (kEdit) g = k_g[j] * g + v_g[j];
     acc_t cn = f * c[j] + i * g;
+    if (kEdit) cn = k_c[j] * cn + v_c[j];
     acc_t o = sigmoid(a_o + p_o[j] * cn);
+    if (kEdit) o = k_o[j] * o + v_o[j];
     gt[j] = i;
     gt[H + j] = f;
     gt[2 * H + j] = g;
@@ -142,27 +193,43 @@ inline void gates_forward(int64_t H, acc_t* gt, const ax_t* ax, const ah_t* __re
 
 // The same step backward: from dcn (H, grad of c' through m), dc (H, grad of the state c_t, replaced by that of
 // c_{t-1}), z (H, zoneout keep factor of c) and dr (H, grad of o * tanh(m)) to da (GH, grad of the pre-activations).
-template <bool kCoupled, typename acc_t, typename in_t>
+// kEdit: gt holds the edited gates; ek, ev are the edit rows (edit_rows) of i, f, g, o, c' (edited where the cell
+// computes it) and, at index 5, c after zoneout's mix (keep only). Without kEdit every keep is 1: today's code.
+template <bool kCoupled, bool kEdit = false, typename acc_t, typename in_t>
 inline void gates_backward(int64_t H, const acc_t* __restrict gt, const acc_t* __restrict tm,
                            const acc_t* __restrict c_prev, const acc_t* __restrict peep, const in_t* __restrict dr,
                            const acc_t* __restrict dcn, const acc_t* __restrict z, acc_t* __restrict dc,
-                           acc_t* __restrict da) {
+                           acc_t* __restrict da, const acc_t* const* ek = nullptr, const acc_t* const* ev = nullptr) {
   const acc_t* p_i = peep;
   const acc_t* p_f = peep + H;
   const acc_t* p_o = peep + 2 * H;
+  const acc_t* __restrict ek_i = kEdit ? ek[0] : nullptr, * __restrict ev_i = kEdit ? ev[0] : nullptr;
+  const acc_t* __restrict ek_f = kEdit ? ek[1] : nullptr, * __restrict ev_f = kEdit ? ev[1] : nullptr;
+  const acc_t* __restrict ek_g = kEdit ? ek[2] : nullptr, * __restrict ev_g = kEdit ? ev[2] : nullptr;
+  const acc_t* __restrict ek_o = kEdit ? ek[3] : nullptr, * __restrict ev_o = kEdit ? ev[3] : nullptr;
+  const acc_t* __restrict ek_c = kEdit ? ek[4] : nullptr, * __restrict ek_z = kEdit ? ek[5] : nullptr;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     acc_t i = gt[j], f = gt[H + j], g = gt[2 * H + j], o = gt[3 * H + j];
-    acc_t da_o = acc_t(dr[j]) * tm[j] * o * (acc_t(1) - o);
-    acc_t d_new = dcn[j] + (acc_t(1) - z[j]) * dc[j] + p_o[j] * da_o;  // grad of c' (before zoneout)
-    acc_t d_prev = z[j] * dc[j] + d_new * f;                           // grad of c_{t-1}
+    // The keeps of the edits, and the gates before them (where the activations' derivatives are taken).
+    acc_t k_i = 1, k_f = 1, k_g = 1, k_o = 1, k_c = 1, k_z = 1;
+    acc_t i_ = i, f_ = f, g_ = g, o_ = o;
+    if (kEdit) {
+      k_i = ek_i[j], k_f = ek_f[j], k_g = ek_g[j], k_o = ek_o[j], k_c = ek_c[j], k_z = ek_z[j];
+      i_ = unedited(i, k_i, ev_i[j]), f_ = unedited(f, k_f, ev_f[j]);
+      g_ = unedited(g, k_g, ev_g[j]), o_ = unedited(o, k_o, ev_o[j]);
+    }
+    acc_t dcz = k_z * dc[j];  // grad of c_t before its edit after zoneout's mix
+    acc_t da_o = acc_t(dr[j]) * tm[j] * k_o * o_ * (acc_t(1) - o_);
+    acc_t d_new = k_c * (dcn[j] + (acc_t(1) - z[j]) * dcz + p_o[j] * da_o);  // grad of c' (before zoneout)
+    acc_t d_prev = z[j] * dcz + d_new * f;                                   // grad of c_{t-1}
     acc_t di = d_new * g, df = d_new * c_prev[j], dg = d_new * i;
-    if (kCoupled) di -= df;
-    acc_t da_i = di * i * (acc_t(1) - i);
-    acc_t da_f = kCoupled ? acc_t(0) : df * f * (acc_t(1) - f);
+    if (kCoupled) di -= k_f * df;
+    acc_t da_i = k_i * di * i_ * (acc_t(1) - i_);
+    acc_t da_f = kCoupled ? acc_t(0) : k_f * df * f_ * (acc_t(1) - f_);
     da[j] = da_i;
     da[H + j] = da_f;
-    da[2 * H + j] = dg * (acc_t(1) - g * g);
+    da[2 * H + j] = k_g * dg * (acc_t(1) - g_ * g_);
     da[3 * H + j] = da_o;
     dc[j] = d_prev + p_i[j] * da_i + p_f[j] * da_f;
   }
@@ -199,8 +266,19 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
   const scalar_t* ax = L.ax + r * GH;        // may be gt itself (gates overwrite a_x), so not __restrict
   const acc_t* c = L.c + b * H;              // state c_{t-1}; overwritten below, so not __restrict
   acc_t* cn = L.cnew ? L.cnew + s * H : cs;  // c' before zoneout
-  if (!L.ln) {                               // a = a_x + a_h + b, m = c': all in one pass
-    if (L.coupled) {
+  // Interventions: the rows of the cell's edits (c's only where the cell computes c': without zoneout).
+  const acc_t* ek[6];
+  const acc_t* ev[6];
+  const bool edited = L.edited();
+  if (edited) edit_rows(L, t, b, L.cnew == nullptr, ek, ev);
+  if (!L.ln) {  // a = a_x + a_h + b, m = c': all in one pass
+    if (edited) {
+      if (L.coupled) {
+        gates_forward<true, true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h, ek, ev);
+      } else {
+        gates_forward<false, true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h, ek, ev);
+      }
+    } else if (L.coupled) {
       gates_forward<true, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
     } else {
       gates_forward<false, true>(H, gt, ax, ah, L.bias, c, L.peep, cn, tm, h);
@@ -214,7 +292,13 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     normalise(ax, mx, GH, xi);  // before gt is written: ax may be gt
     normalise(ah, mh, GH, xh);
     for (int64_t j = 0; j < GH; ++j) gt[j] = L.gamma_ih[j] * xi[j] + L.gamma_hh[j] * xh[j] + L.bias[j];
-    if (L.coupled) {
+    if (edited) {
+      if (L.coupled) {
+        gates_forward<true, false, true>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h, ek, ev);
+      } else {
+        gates_forward<false, false, true>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h, ek, ev);
+      }
+    } else if (L.coupled) {
       gates_forward<true, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
     } else {
       gates_forward<false, false>(H, gt, gt, gt, L.bias, c, L.peep, cn, tm, h);
@@ -235,6 +319,11 @@ inline void forward_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b, c
     for (int64_t j = 0; j < H; ++j) {
       acc_t z = L.zoneout_c(t, b, j);
       cs[j] = z * c_state[j] + (acc_t(1) - z) * cn[j];
+    }
+    if (L.ek[kEditC]) {  // with zoneout c is edited after the mix, as the carried state
+      const acc_t* __restrict k = L.ek[kEditC] + L.row(t, b) * H;
+      const acc_t* __restrict v = L.ev[kEditC] + L.row(t, b) * H;
+      for (int64_t j = 0; j < H; ++j) cs[j] = k[j] * cs[j] + v[j];
     }
   }
   std::memcpy(c_state, cs, H * sizeof(acc_t));
@@ -262,6 +351,16 @@ inline void backward_h_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_t b
     return;
   }
   const scalar_t* dy = L.dy ? L.dy + L.row(t, b) * R : nullptr;
+  if (L.ek[kEditH]) {  // intervened: the grad of h before its edit
+    const acc_t* __restrict ek = L.ek[kEditH] + L.row(t, b) * R;
+    for (int64_t k = 0; k < R; ++k) {
+      acc_t d = ek[k] * (keep[k] + (dy ? acc_t(dy[k]) : acc_t(0)));
+      acc_t z = L.zoneout_h(t, b, k);
+      dh_new[k] = out_t((acc_t(1) - z) * d);
+      keep[k] = z * d;
+    }
+    return;
+  }
   for (int64_t k = 0; k < R; ++k) {
     acc_t d = keep[k] + (dy ? acc_t(dy[k]) : acc_t(0));
     acc_t z = L.zoneout_h(t, b, k);
@@ -323,7 +422,16 @@ inline void backward_cell_row(const Layer<scalar_t, acc_t>& L, int64_t t, int64_
   }
   acc_t* __restrict z = scratch + GH + H;  // (H) zoneout keep factor of c
   for (int64_t j = 0; j < H; ++j) z[j] = L.cnew ? L.zoneout_c(t, b, j) : acc_t(0);
-  if (L.coupled) {
+  if (L.edited()) {  // the edits' rows; c's where the cell computes c' without zoneout, else after the mix (5)
+    const acc_t* ek[6];
+    const acc_t* ev[6];
+    edit_rows(L, t, b, L.cnew == nullptr, ek, ev);
+    if (L.coupled) {
+      gates_backward<true, true>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da, ek, ev);
+    } else {
+      gates_backward<false, true>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da, ek, ev);
+    }
+  } else if (L.coupled) {
     gates_backward<true>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);
   } else {
     gates_backward<false>(H, gt, tm, c_prev, L.peep, dr, dcn, z, L.dc + b * H, da);

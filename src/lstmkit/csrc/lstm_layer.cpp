@@ -79,6 +79,11 @@ Layer<scalar_t, acc_t> make_layer(const LstmOptions& o, int64_t T, int64_t B, in
   L.gates = s.gates.data_ptr<acc_t>(), L.cseq = s.cseq.data_ptr<acc_t>(), L.cnew = data_or_null<acc_t>(s.cnew);
   L.tanhm = s.tanhm.data_ptr<acc_t>();
   L.mean = data_or_null<acc_t>(s.mean), L.rstd = data_or_null<acc_t>(s.rstd);
+  for (int k = 0; k < 6; ++k) {  // interventions: i, f, g, o, c, h (or none)
+    const bool edited = k < static_cast<int>(o.edit_keep.size());
+    L.ek[k] = edited ? data_or_null<acc_t>(o.edit_keep[k]) : nullptr;
+    L.ev[k] = edited ? data_or_null<acc_t>(o.edit_value[k]) : nullptr;
+  }
   return L;
 }
 

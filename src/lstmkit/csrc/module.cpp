@@ -24,7 +24,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("save", &LstmOptions::save)
       .def_readwrite("records", &LstmOptions::records)
       .def_readwrite("has_bias", &LstmOptions::has_bias)
-      .def_readwrite("has_peephole", &LstmOptions::has_peephole);
+      .def_readwrite("has_peephole", &LstmOptions::has_peephole)
+      .def_readwrite("edit_keep", &LstmOptions::edit_keep)
+      .def_readwrite("edit_value", &LstmOptions::edit_value);
   py::class_<GruRnnOptions>(m, "GruRnnOptions", "The options of one GRU or Elman RNN layer call (see layers.h)")
       .def(py::init<>())
       .def_readwrite("cell", &GruRnnOptions::cell)
@@ -35,7 +37,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("gemm", &GruRnnOptions::gemm)
       .def_readwrite("save", &GruRnnOptions::save)
       .def_readwrite("records", &GruRnnOptions::records)
-      .def_readwrite("has_bias", &GruRnnOptions::has_bias);
+      .def_readwrite("has_bias", &GruRnnOptions::has_bias)
+      .def_readwrite("edit_keep", &GruRnnOptions::edit_keep)
+      .def_readwrite("edit_value", &GruRnnOptions::edit_value);
   // The layer functions run without the GIL, as torch's own kernels do, so other Python threads run meanwhile.
   // Safe: the arguments are converted to C++ (tensors, options copied by reference to C++ structs) before the
   // release, the functions touch no Python object, and the buffer cache they share is locked (buffers.h).

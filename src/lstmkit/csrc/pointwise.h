@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace lstmkit {
 
@@ -36,5 +37,22 @@ LSTMKIT_INLINE double fast_exp(double x) { return std::exp(x); }
 template <typename T> LSTMKIT_INLINE T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
 // tanh(x) = 1 - 2 / (exp(2x) + 1): saturates correctly at both ends; absolute error ~1e-7 near 0 in float.
 template <typename T> LSTMKIT_INLINE T tanh_(T x) { return T(1) - T(2) / (fast_exp(T(2) * x) + T(1)); }
+
+// n values of 0 (which = 0) or 1 (which = 1): the edit (keep 1, value 0) of a record without one. Per thread, so
+// rows in parallel need no lock.
+template <typename acc_t>
+inline const acc_t* constant_row(int64_t n, int which) {
+  thread_local std::vector<acc_t> rows[2];
+  std::vector<acc_t>& row = rows[which];
+  if (static_cast<int64_t>(row.size()) < n) row.assign(n, acc_t(which));
+  return row.data();
+}
+
+// The value of an activated gate before its edit v' = k v + e, for the activation's derivative; any value where
+// k = 0 (that derivative is then multiplied by 0).
+template <typename acc_t>
+LSTMKIT_INLINE acc_t unedited(acc_t v, acc_t k, acc_t e) {
+  return k != acc_t(0) ? (v - e) / k : acc_t(0);
+}
 
 }  // namespace lstmkit

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..cells import Cell
+
+if TYPE_CHECKING:
+    from ..interventions import Edits
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,8 @@ class RunConfig:
     recurrent_dropout: float = 0.0  # variational: one mask on h_{t-1} per sequence, layer and direction
     zoneout: float = 0.0            # each state unit keeps its previous value with this probability
     single_step: bool = False       # one step of a cell module (LSTMCell, ...), not whole sequences
+    # Interventions in engine form (lstmkit.interventions.Edits), None when the call has none.
+    edits: Edits | None = field(default=None, compare=False)
 
     @property
     def directions(self) -> int:

@@ -1,8 +1,10 @@
 """The loop every step-by-step engine shares: layers, directions, dropout between layers, final states.
 
-An engine supplies ``direction(cell, x, lengths, state, w, masks, config, trace)``, which runs one layer in one
-(forward) direction over a time-major batch ``x`` (T, B, I) and returns ``(y (T, B, R), final state, records or
-None)``. Reverse directions are forward ones on steps reversed within each sequence's length.
+An engine supplies ``direction(cell, x, lengths, state, w, masks, config, trace, edits)``, which runs one layer in
+one (forward) direction over a time-major batch ``x`` (T, B, I) and returns ``(y (T, B, R), final state, records
+or None)``; ``edits`` are the direction's interventions (``{record: (keep, value)}``, (T, B, S) each in the order
+the direction runs its steps; empty for none). Reverse directions are forward ones on steps reversed within each
+sequence's length.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def run_layers(direction: Callable, cell: Cell, seq: Sequences, hx: tuple[Tensor
     D = config.directions
     final: list[list[Any]] = [[None] * (config.num_layers * D) for _ in cell.states]
     records = []
+    edits = config.edits
     for layer in range(config.num_layers):
         outputs, layer_records = [], []
         for d in range(D):
@@ -34,7 +37,8 @@ def run_layers(direction: Callable, cell: Cell, seq: Sequences, hx: tuple[Tensor
             s0 = tuple(s[index] for s in hx)                                    # (B, S) each
             masks = draw_masks(cell, config, x.shape[0], x.shape[1], x)
             xd = x if d == 0 else reverse_within(x, lengths)
-            y, sn, rec = direction(cell, xd, lengths, s0, weights[layer][d], masks, config, trace)
+            y, sn, rec = direction(cell, xd, lengths, s0, weights[layer][d], masks, config, trace,
+                                   edits[layer, d] if edits is not None else {})
             if d == 1:
                 y = reverse_within(y, lengths)
                 rec = rec and tuple(reverse_within(r, lengths) for r in rec)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..cells import Cell, Weights
+from ..interventions import Edit, edit_step
 from ..sequences import Sequences, step_mask
 from .config import Masks, RunConfig
 from .layers import run_layers
@@ -35,11 +36,38 @@ def zoneout_mix(new: tuple[Tensor, ...], old: tuple[Tensor, ...], keep: tuple[Te
 
 
 def step(cell: Cell, x: Tensor, state: tuple[Tensor, ...], w: Weights,
-         zoneout: tuple[Tensor, ...] | float | None = None) -> tuple[Tensor, ...]:
+         zoneout: tuple[Tensor, ...] | float | None = None, edits: dict[str, Edit] | None = None
+         ) -> tuple[Tensor, ...]:
     """One step of a cell module: x (B, I), state (B, S) each -> the new state (zoneout as in
-    :func:`zoneout_mix`, None for none)."""
-    new, _ = cell.step(cell.project_input(x, w), state, w)
-    return new if zoneout is None else zoneout_mix(new, state, zoneout)
+    :func:`zoneout_mix`, None for none; ``edits``: interventions, (1, B, S) each, as in :func:`run_direction`)."""
+    return edited_step(cell, cell.project_input(x, w), state, w, zoneout, edits, 0)[0]
+
+
+def edited_step(cell: Cell, xw: Tensor, state: tuple[Tensor, ...], w: Weights,
+                keep: tuple[Tensor, ...] | float | None, edits: dict[str, Edit] | None, t: int):
+    """Step t of the recurrence: the cell's step, zoneout's mix (``keep``: one mask per state, p, or None) and the
+    interventions ``edits``. The cell edits each record where it computes it, except the states when zoneout mixes
+    them or the cell's ``step`` takes no ``edit``: those are edited here, after the mix, as the carried values.
+    Returns the new state and the records (states as carried)."""
+    if not edits:
+        new, rec = cell.step(xw, state, w)
+        if keep is None:
+            return new, rec
+        new = zoneout_mix(new, state, keep)
+        return new, _with_states(cell, rec, new)
+    inner: tuple[str, ...] = ()
+    if cell.takes_edit():
+        inner = tuple(n for n in cell.records if keep is None or n not in cell.states)
+        new, rec = cell.step(xw, state, w, edit=edit_step(edits, t, inner))
+    else:
+        new, rec = cell.step(xw, state, w)
+    if keep is not None:
+        new = zoneout_mix(new, state, keep)
+    after = tuple(n for n in cell.states if n in edits and n not in inner)
+    if after:
+        edit = edit_step(edits, t, after)
+        new = tuple(edit(name, s) for name, s in zip(cell.states, new, strict=True))
+    return new, (_with_states(cell, rec, new) if keep is not None or after else rec)
 
 
 def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[Weights]], config: RunConfig,
@@ -48,8 +76,10 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 
 def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
-                  masks: Masks, config: RunConfig, trace: bool):
-    """One layer in one (forward) direction. x (T, B, I) -> y (T, B, R), final state, records or None."""
+                  masks: Masks, config: RunConfig, trace: bool, edits: dict[str, Edit] | None = None):
+    """One layer in one (forward) direction. x (T, B, I) -> y (T, B, R), final state, records or None.
+    ``edits``: interventions (:mod:`lstmkit.interventions`), ``{record: (keep, value)}`` (T, B, S) each, applied
+    as :func:`edited_step` says."""
     if masks.recurrent is not None:
         w = Weights(**{**w.__dict__, "recurrent_mask": masks.recurrent})
     if torch.jit.is_tracing():
@@ -61,11 +91,8 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
     ys, recs = [], []
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None
     for t in range(x.shape[0]):
-        new, rec = cell.step(xw[t], state, w)
         keep = tuple(z[t] for z in masks.zoneout) if masks.zoneout is not None else keep_p
-        if keep is not None:
-            new = zoneout_mix(new, state, keep)
-            rec = _with_states(cell, rec, new)
+        new, rec = edited_step(cell, xw[t], state, w, keep, edits, t)
         alive = step_mask(lengths, t, x)                                        # (B, 1) or None
         if alive is not None:
             new = tuple(torch.where(alive, n, s) for n, s in zip(new, state, strict=True))

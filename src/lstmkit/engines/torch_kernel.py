@@ -37,6 +37,9 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
         return ("torch's LSTM kernel cannot be differentiated inside torch.compile: AOTAutograd fails on the "
                 "mkldnn_rnn_layer it lowers to (torch 2.13; torch.nn.LSTM avoids it by a graph break, "
                 "torch._dynamo.config.allow_rnn)")
+    if config.edits:
+        return ("torch's fused kernels run the recurrence as one opaque call, so an intervention cannot reach "
+                "inside it")
     if (x is not None and not config.single_step and x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16):
         error = cpu.torch_kernel_runs_bf16(cell.torch_kernel)

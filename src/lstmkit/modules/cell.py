@@ -3,6 +3,7 @@ parameters (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``) and call."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -10,15 +11,17 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
+from .. import interventions as iv
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose, reference, torch_kernel
 from ..errors import InputTypeError
+from ..sequences import InputForm, Sequences
 from .fx import is_proxy, leaf_call
 
 BACKENDS = ("auto", "torch", "reference")
 
 
-class RecurrentCell(nn.Module):
+class RecurrentCell(iv.Intervenable, nn.Module):
     """One step of ``cell`` (a :class:`lstmkit.cells.Cell` class called as ``cell(hidden_size, 0)``).
 
     - ``backend``: ``"auto"`` (torch's fused cell kernel when it computes exactly this cell, else the
@@ -28,6 +31,10 @@ class RecurrentCell(nn.Module):
       which a loop calls at the start of each sequence.
     - ``zoneout``: each unit of each state keeps its incoming value with probability ``p`` (a fresh draw every
       call) in training, and moves by the expectation ``p s + (1 - p) s̃`` in eval.
+
+    ``forward`` takes ``interventions=`` and ``with cell.intervene(...)`` applies some to every call in a block
+    (:mod:`lstmkit.interventions`; one step, so ``steps`` is None or 0, and ``layer``, ``direction`` are 0). A
+    call with interventions runs on the reference engine (torch's cell kernel cannot reach inside the step).
     """
 
     def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, bias: bool = True,
@@ -42,6 +49,7 @@ class RecurrentCell(nn.Module):
         self.cell = cell(self.hidden_size, 0)
         self.backend = check_backend(backend, self.cell, self._config(), offered=BACKENDS, what="cell")
         self._recurrent_mask: Tensor | None = None
+        self._interventions: tuple[iv.Intervention, ...] = ()
         kw = {"device": device, "dtype": dtype}
         G, H = self.cell.gates, self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G * H, self.input_size, **kw))
@@ -77,9 +85,10 @@ class RecurrentCell(nn.Module):
             _checks.not_left_float(self, self.__dict__.get("qconfig"))
         super().__delattr__(name)
 
-    def forward(self, input: Tensor, hx=None):
+    def forward(self, input: Tensor, hx=None, *, interventions=None):
         if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
-            return leaf_call(self, input) if hx is None else leaf_call(self, input, hx)
+            return leaf_call(self, input, interventions=interventions) if hx is None else \
+                leaf_call(self, input, hx, interventions=interventions)
         _checks.not_left_float(self, self.__dict__.get("qconfig"))
         _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
         _checks.parameters(self)
@@ -90,15 +99,35 @@ class RecurrentCell(nn.Module):
             state = tuple(s.unsqueeze(0) for s in state)
         w = Weights(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None,
                     {name: getattr(self, name) for name in self.cell.extra_parameters()})
-        engine = choose(self.backend, self.cell, self._config(), x, trace=False)
+        config = self._config()
+        edits = None
+        if interventions is not None or self._active_interventions():
+            edits = self._edits(x, unbatched, interventions)
+            config = dataclasses.replace(config, edits=edits)
+        engine = choose(self.backend, self.cell, config, x, trace=False)
         if engine is torch_kernel:
             new = torch_kernel.step(self.cell, x, state, w)
         else:
             w.recurrent_mask = self._mask_for(state[0])
-            new = reference.step(self.cell, x, state, w, self._zoneout_keep(state))
+            new = reference.step(self.cell, x, state, w, self._zoneout_keep(state),
+                                 edits[0, 0] if edits is not None else None)
         if unbatched:
             new = tuple(s.squeeze(0) for s in new)
         return new if len(new) > 1 else new[0]
+
+    def _intervention_model(self) -> iv.Model:
+        cell = self.cell
+        editable = cell.records if cell.takes_edit() else tuple(n for n in cell.records if n in cell.states)
+        return iv.Model(cell.records, editable, {n: cell.record_size(n) for n in cell.records}, 1, 1, False)
+
+    def _edits(self, x: Tensor, unbatched: bool, interventions) -> iv.Edits | None:
+        """This call's interventions as edits over its one step, x (B, I); None when there are none."""
+        active = [*self._active_interventions(), *iv.as_list(interventions)]
+        if not active:
+            return None
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        return iv.compile_edits(active, self._intervention_model(), InputForm(False, unbatched),
+                                Sequences(padded=x.unsqueeze(0)), dtype)
 
     def _mask_for(self, h: Tensor) -> Tensor | None:
         if not (self.training and self.recurrent_dropout > 0):

@@ -25,8 +25,12 @@ def is_proxy(*args) -> bool:
     return False
 
 
-def leaf_call(module: nn.Module, *args):
-    """Records ``module(*args)`` as one ``call_module`` node of the graph being traced and returns its Proxy."""
+def leaf_call(module: nn.Module, *args, interventions=None):
+    """Records ``module(*args)`` as one ``call_module`` node of the graph being traced and returns its Proxy.
+
+    ``interventions`` (the forward's keyword) cannot be recorded in the graph: they are Python objects, not values
+    fx can hold in a node. Passed, they are refused rather than dropped; ``with module.intervene(...)`` around the
+    traced graph's call applies them, since the graph calls the module itself."""
     proxy = next(p for a in args for p in (a if isinstance(a, tuple | list) else (a,)) if isinstance(p, fx.Proxy))
     tracer = proxy.tracer
     if not isinstance(tracer, fx.Tracer):
@@ -35,4 +39,8 @@ def leaf_call(module: nn.Module, *args):
     if module is tracer.root:
         raise InputTypeError(f"torch.fx traces {type(module).__name__} as a leaf (as torch.nn's recurrent modules); "
                              "symbolic_trace a model that holds it, not the module itself")
+    if interventions is not None:
+        raise InputTypeError(f"torch.fx cannot record interventions= in the call of {type(module).__name__} (they "
+                             "are Python objects, not graph values); trace without them and run the traced graph "
+                             "inside `with module.intervene(...)`, which reaches the module the graph calls")
     return tracer.create_proxy("call_module", tracer.path_of_module(module), args, {})

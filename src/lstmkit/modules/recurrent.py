@@ -8,6 +8,7 @@ the cell (``lstmkit.cells``); the loop over steps, layers and directions in the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import _checks
+from .. import interventions as iv
 from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose
 from ..errors import InputError, InputTypeError
@@ -24,7 +26,7 @@ from ..trace import Trace, record_type
 from .fx import is_proxy, leaf_call
 
 
-class Recurrent(nn.Module):
+class Recurrent(iv.Intervenable, nn.Module):
     """Runs ``cell`` (a :class:`lstmkit.cells.Cell` class, called as ``cell(hidden_size, proj_size)``) over
     sequences, with torch.nn.RNNBase's constructor arguments plus:
 
@@ -37,6 +39,9 @@ class Recurrent(nn.Module):
     - ``zoneout``: each unit of each state keeps its previous value with this probability (Krueger et al.
       2016): ``s_t = z ⊙ s_{t-1} + (1 − z) ⊙ s̃_t`` with ``z ~ Bernoulli(p)`` in training and the expectation
       ``p s_{t-1} + (1 − p) s̃_t`` in eval.
+
+    ``forward`` and ``trace`` take ``interventions=``, and ``with module.intervene(...)`` applies some to every
+    call in a block (:mod:`lstmkit.interventions`).
     """
 
     def __init__(self, cell: Callable[[int, int], Cell], input_size: int, hidden_size: int, num_layers: int = 1,
@@ -69,6 +74,7 @@ class Recurrent(nn.Module):
             raise InputError(f"`proj_size` is only supported by LSTM cells, got proj_size={proj_size} for "
                              f"{type(self.cell).__name__}")
         self.backend = check_backend(backend, self.cell, self._config())
+        self._interventions: tuple[iv.Intervention, ...] = ()       # active in `with module.intervene(...)`
         self._make_parameters(device, dtype)
         self.reset_parameters()
 
@@ -144,7 +150,7 @@ class Recurrent(nn.Module):
 
     # -- the call -------------------------------------------------------------------------------------------
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, *, interventions=None):
         r"""Runs the cell over every step, layer and direction, as torch.nn.LSTM/GRU/RNN's ``forward``.
 
         Shapes: ``T`` steps, ``B`` batch, ``I`` input_size, ``H`` hidden_size, ``P`` proj_size, ``R = P`` if
@@ -163,17 +169,22 @@ class Recurrent(nn.Module):
               concatenated.
             - **h_n**: ``(D*L, B, R)``, the final ``h`` of every layer and direction; **c_n**: ``(D*L, B, H)``,
               the final cell state (LSTM). For packed input, each sequence's state at its own last step.
+
+        ``interventions``: None, or interventions (:mod:`lstmkit.interventions`: ``lstmkit.clamp``, ``scale``,
+        ``add``, ``ablate``, ``patch``) applied inside the recurrence for this call, after those of an enclosing
+        :meth:`intervene` block.
         """
         if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
-            return leaf_call(self, input) if hx is None else leaf_call(self, input, hx)
+            return leaf_call(self, input, interventions=interventions) if hx is None else \
+                leaf_call(self, input, hx, interventions=interventions)
         _checks.not_left_float(self, self.__dict__.get("qconfig"))
         form, seq, hx = self._prepare(input, hx)
-        config = self._config()
+        config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=False)
         out, state, _ = engine.run(self.cell, seq, hx, self._weights(), config, trace=False)
         return form.output(out), _one_or_tuple(form.states_out(state))
 
-    def trace(self, input, hx=None) -> Trace:
+    def trace(self, input, hx=None, *, interventions=None) -> Trace:
         """Runs like ``forward`` and also returns every step's gates and states.
 
         Inputs: ``input, hx`` as for :meth:`forward`.
@@ -187,21 +198,43 @@ class Recurrent(nn.Module):
               ``S`` is ``H`` for gates and ``c``, ``R`` for ``h``.
 
         Under ``torch.no_grad()`` it records values only; with gradients enabled the records are differentiable
-        functions of the parameters and the input."""
+        functions of the parameters and the input. ``interventions`` as for :meth:`forward`; the records show the
+        intervened values."""
         form, seq, hx = self._prepare(input, hx)
-        config = self._config()
+        config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=True)
         out, state, records = engine.run(self.cell, seq, hx, self._weights(), config, trace=True)
         assert records is not None                  # every engine returns records when asked to trace
         make = record_type(self.cell.records)
         shaped = [[make(*(form.record(r) for r in rec)) for rec in row] for row in records]
-        return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq))
+        return Trace(form.output(out), _one_or_tuple(form.states_out(state)), shaped, form.lengths(seq),
+                     self.batch_first)
 
-    def engine_for(self, input, hx=None, *, trace: bool = False) -> str:
+    def engine_for(self, input, hx=None, *, trace: bool = False, interventions=None) -> str:
         """The name of the engine (``"torch"``, ``"fused"`` or ``"reference"``) that ``forward`` (or ``trace``)
         would run for this input; checks the call like they do."""
-        _, seq, _ = self._prepare(input, hx)
-        return self._engine(seq, self._config(), trace=trace).NAME
+        form, seq, _ = self._prepare(input, hx)
+        return self._engine(seq, self._call_config(form, seq, interventions), trace=trace).NAME
+
+    def _intervention_model(self) -> iv.Model:
+        cell = self.cell
+        editable = cell.records if cell.takes_edit() else tuple(n for n in cell.records if n in cell.states)
+        return iv.Model(cell.records, editable, {n: cell.record_size(n) for n in cell.records}, self.num_layers,
+                        2 if self.bidirectional else 1, self.batch_first)
+
+    def _call_config(self, form: InputForm, seq: Sequences, interventions) -> RunConfig:
+        """The call's RunConfig: the module's, plus the active interventions in engine form. None active: the
+        module's config unchanged (the call runs exactly as it would without interventions)."""
+        config = self._config()
+        if interventions is None and not self._active_interventions():
+            return config
+        active = [*self._active_interventions(), *iv.as_list(interventions)]
+        if not active:
+            return config
+        x = seq.values()
+        dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        edits = iv.compile_edits(active, self._intervention_model(), form, seq, dtype)
+        return dataclasses.replace(config, edits=edits)
 
     def _engine(self, seq: Sequences, config: RunConfig, *, trace: bool):
         """The engine for this call (:func:`lstmkit.engines.choose`); an explicit backend that cannot serve it

@@ -67,3 +67,28 @@ def check_mask(mask: Tensor | None, B: int, R: int, acc: torch.dtype) -> Tensor 
 def backward_follows(*tensors: Tensor | None) -> bool:
     """Whether autograd will want a backward of a call on these tensors (None entries are ignored)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def check_edits(edits: dict[str, tuple[Tensor, Tensor]] | None, sizes: dict[str, int], T: int, B: int,
+                acc: torch.dtype) -> tuple[list[Tensor | None], list[Tensor | None]]:
+    """Interventions (:mod:`lstmkit.interventions`) as the C++ side takes them: the lists (keep, value) with one
+    entry per record in the order of ``sizes`` ({record: S}), None where a record has no edit; both empty for
+    none. Each edit is (T, B, S), made contiguous in the pointwise math's dtype."""
+    if not edits:
+        return [], []
+    unknown = sorted(set(edits) - set(sizes))
+    if unknown:
+        raise InputError(f"`edits` name records this cell does not have: {unknown}; it has {list(sizes)}")
+    keeps: list[Tensor | None] = []
+    values: list[Tensor | None] = []
+    for name, S in sizes.items():
+        if name not in edits:
+            keeps.append(None)
+            values.append(None)
+            continue
+        keep, value = edits[name]
+        expect(f"edits[{name!r}] keep", keep, (T, B, S), None)
+        expect(f"edits[{name!r}] value", value, (T, B, S), None)
+        keeps.append(keep.to(acc).contiguous())
+        values.append(value.to(acc).contiguous())
+    return keeps, values

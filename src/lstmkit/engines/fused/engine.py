@@ -89,7 +89,7 @@ def run(cell: Cell, seq: Sequences, hx: tuple[Tensor, ...], weights: list[list[W
 
 
 def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tensor, ...], w: Weights,
-               masks: Masks, config: RunConfig, trace: bool):
+               masks: Masks, config: RunConfig, trace: bool, edits: dict | None = None):
     dt, out_dt = compute_dtype(x), output_dtype(x, cell)
     layer_norm = isinstance(cell, LSTMCellMath) and cell.variant.layer_norm
     step_product = x.shape[1] * cell.output_size * cell.gates * cell.hidden_size          # B x R x G*H
@@ -99,10 +99,12 @@ def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tenso
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
         dt = torch.float32
     cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
+    edits = edits or None
     if isinstance(cell, LSTMCellMath):
-        y, state, records = _lstm(cell, cast(x), lengths, tuple(map(cast, state)), w, cast, masks, config, trace)
+        y, state, records = _lstm(cell, cast(x), lengths, tuple(map(cast, state)), w, cast, masks, config, trace,
+                                  edits)
     else:
-        y, state, records = _gru_rnn(cell, cast(x), lengths, cast(state[0]), w, cast, masks, config, trace)
+        y, state, records = _gru_rnn(cell, cast(x), lengths, cast(state[0]), w, cast, masks, config, trace, edits)
     if out_dt != dt:
         y, state = y.to(out_dt), tuple(s.to(out_dt) for s in state)
     if not trace:
@@ -119,11 +121,11 @@ def _zoneout(masks: Masks, config: RunConfig):
     return config.zoneout if config.zoneout > 0 else None
 
 
-def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool):
+def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool, edits):
     zoneout = _zoneout(masks, config)
     zoneout = zoneout[0] if isinstance(zoneout, tuple) else zoneout             # the one state, h
     args = (x, h0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh))
-    opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout, records=trace)
+    opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout, records=trace, edits=edits)
     if isinstance(cell, GRUCellMath):
         y, h_n, gates = gru_layer(*args, **opts)
         r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each; empty unless trace
@@ -133,7 +135,8 @@ def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config:
     return y, (h_n,), (a, y)
 
 
-def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool):
+def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks, config: RunConfig, trace: bool,
+          edits):
     h0, c0 = state                                                              # (B, R), (B, H)
     v = cell.variant                                                            # which terms the cell has
     ln = None
@@ -143,6 +146,6 @@ def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks,
     y, h_n, c_n, gates, c_seq = lstm_layer(
         x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
         lengths, cast(w["weight_peephole"]) if v.peephole else None, ln, v.coupled, masks.recurrent, zoneout,
-        records=trace)
+        records=trace, edits=edits)
     i, f, g, o = gates.chunk(4, dim=-1)                                         # (T, B, H) each; empty unless trace
     return y, (h_n, c_n), (i, f, g, o, c_seq, y)

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError, InputTypeError
-from . import build, ops  # noqa: F401  (ops registers torch.ops.lstmkit.*)
-from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
+from . import build, ops
+from .checks import backward_follows, check_edits, check_lengths, check_mask, check_x, expect, is_probability
 from .ops import KINDS as _KINDS
 
 __all__ = ["gru_layer", "rnn_layer"]
@@ -32,7 +32,8 @@ __all__ = ["gru_layer", "rnn_layer"]
 
 def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
               lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
-              zoneout: Tensor | float | None = None, records: bool = True):
+              zoneout: Tensor | float | None = None, records: bool = True,
+              edits: dict[str, tuple[Tensor, Tensor]] | None = None):
     """One GRU layer in one direction over a padded time-major batch; the equations are in the module docstring.
 
     Args (T steps, B batch, I input, H hidden): x (T, B, I); h0 (B, H); w_ih (3H, I), w_hh (3H, H), b_ih, b_hh
@@ -40,26 +41,30 @@ def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | 
     scaled by 1/(1-p); zoneout None, a (T, B, H) 0/1 keep-mask (training) or a float p in [0, 1) (eval).
     Floating tensors but the masks must have x's dtype: float32, float64 or bfloat16. records=False: no trace is
     wanted; without a backward to come the call then keeps one step of the gates and returns them empty
-    (0, B, 3H) (with a backward, backward needs them all and they come back whole).
+    (0, B, 3H) (with a backward, backward needs them all and they come back whole). edits: interventions, None or
+    ``{record: (keep, value)}`` over r, z, n, h, each (T, B, H): ``v' = keep * v + value`` where the record is
+    computed (h after zoneout's mix); gradients pass times keep; the records returned are the edited values.
 
     Returns ``(y (T, B, H), h_n (B, H), gates (T, B, 3H))``: y and h_n carry gradients to x, h0 and the weights;
     gates (activated r, z, n) are records without gradient, float32 for bfloat16 (the pointwise math's dtype).
     Double backward and forward-mode AD are not supported.
     """
-    return _layer("gru", 3, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records)
+    return _layer("gru", 3, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records, edits)
 
 
 def rnn_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
               nonlinearity: str = "tanh", lengths: Tensor | None = None, recurrent_mask: Tensor | None = None,
-              zoneout: Tensor | float | None = None, records: bool = True):
+              zoneout: Tensor | float | None = None, records: bool = True,
+              edits: dict[str, tuple[Tensor, Tensor]] | None = None):
     """One Elman RNN layer in one direction; as :func:`gru_layer` with w_ih (H, I), w_hh (H, H), b (H,) and
-    ``nonlinearity`` "tanh" or "relu". Returns ``(y, h_n, a (T, B, H))``, a the pre-activation (a record)."""
+    ``nonlinearity`` "tanh" or "relu". Returns ``(y, h_n, a (T, B, H))``, a the pre-activation (a record; its edit
+    acts before the activation)."""
     if nonlinearity not in ("tanh", "relu"):
         raise InputError(f"`nonlinearity` must be 'tanh' or 'relu', got {nonlinearity!r}")
-    return _layer(nonlinearity, 1, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records)
+    return _layer(nonlinearity, 1, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records, edits)
 
 
-def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records):
+def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, zoneout, records, edits=None):
     T, B, I = check_x(x)
     dt = x.dtype
     if not isinstance(w_hh, Tensor) or w_hh.dim() != 2:
@@ -84,13 +89,15 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
+    names = ("r", "z", "n", "h") if kind == "gru" else ("a", "h")
+    edit_keep, edit_value = check_edits(edits, dict.fromkeys(names, H), T, B, acc)
     if not build.is_available():
         raise RuntimeError(build.unavailable_reason())
     save = backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh)
     b_ih, b_hh = _biases(b_ih, b_hh, w_ih.shape[0], acc)
     x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
-    y, h_n, gates = torch.ops.lstmkit.gru_rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, z_h,
-                                                      zoneout_p, _KINDS[kind], save, bool(records))[:3]
+    y, h_n, gates = ops.gru_rnn(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p, _KINDS[kind],
+                                save, bool(records), edit_keep, edit_value)[:3]
     return y, h_n, gates
 
 

@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError, InputTypeError
-from . import build, ops  # noqa: F401  (ops registers torch.ops.lstmkit.*)
-from .checks import backward_follows, check_lengths, check_mask, check_x, expect, is_probability
+from . import build, ops
+from .checks import backward_follows, check_edits, check_lengths, check_mask, check_x, expect, is_probability
 from .ops import EPS  # noqa: F401  (layer norm's epsilon, documented above)
 
 __all__ = ["lstm_layer"]
@@ -48,7 +48,8 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
                b_hh: Tensor | None, w_hr: Tensor | None = None, lengths: Tensor | None = None,
                peephole: Tensor | None = None, ln: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
                coupled: bool = False, recurrent_mask: Tensor | None = None,
-               zoneout: tuple[Tensor, Tensor] | float | None = None, records: bool = True):
+               zoneout: tuple[Tensor, Tensor] | float | None = None, records: bool = True,
+               edits: dict[str, tuple[Tensor, Tensor]] | None = None):
     """One LSTM layer in one direction over a padded time-major batch; the equations are in the module docstring.
 
     Args (T steps, B batch, I input, H hidden, P projection, R = P with ``w_hr`` else H):
@@ -61,7 +62,11 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         records: return gates and c_seq; when False and no backward will follow, the call streams (the a_x GEMM
         and the gate buffers cover a chunk of steps at a time, so its memory besides y does not grow with T)
         and gates, c_seq come back empty, (0, B, 4H) and (0, B, H).
-        Every floating tensor but the masks must have x's dtype: float32, float64 or bfloat16.
+        edits: interventions (:mod:`lstmkit.interventions`), None or ``{record: (keep, value)}`` over i, f, g, o,
+        c, h: ``v' = keep * v + value`` of shape (T, B, H) ((T, B, R) for h), applied where the record is computed
+        (the gates after their activation; c as c' is computed, or after zoneout's mix with zoneout; h after the
+        projection and zoneout's mix); gradients pass times keep. The records returned are the edited values.
+        Every floating tensor but the masks and edits must have x's dtype: float32, float64 or bfloat16.
 
     Returns ``(y (T, B, R), h_n (B, R), c_n (B, H), gates (T, B, 4H), c_seq (T, B, H))``. y, h_n and c_n carry
     gradients to x, h0, c0 and every weight, bias, peephole and ln parameter; gates (activated i, f, g, o) and
@@ -109,6 +114,7 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
         zoneout_p = float(zoneout)
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
+    edit_keep, edit_value = check_edits(edits, dict(i=H, f=H, g=H, o=H, c=H, h=R), T, B, acc)
     if not build.is_available():
         raise RuntimeError(build.unavailable_reason())
     gammas = tuple(ln) if ln is not None else (None,) * 4
@@ -122,9 +128,9 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
             bias = bias + b.to(acc)
     peep = _c(peephole, acc) if peephole is not None else torch.zeros(3, H, dtype=acc)  # (3, H)
     g_ih, g_hh, g_c, b_c = (_c(g, acc) for g in gammas)
-    y, h_n, c_n, gates, c_seq = torch.ops.lstmkit.lstm_forward(
+    y, h_n, c_n, gates, c_seq = ops.lstm(
         _c(x), _c(h0), _c(c0, acc), _c(w_ih), _c(w_hh), bias, peep, _c(w_hr), g_ih, g_hh, g_c, b_c, lengths,
-        recurrent_mask, z_h, z_c, zoneout_p, bool(coupled), save, bool(records))[:5]
+        recurrent_mask, z_h, z_c, zoneout_p, bool(coupled), save, bool(records), edit_keep, edit_value)[:5]
     return y, h_n, c_n, gates, c_seq
 
 
