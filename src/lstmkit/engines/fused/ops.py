@@ -11,8 +11,8 @@ is the backward op, so a compiled or exported training step runs the hand-writte
 Arguments are those of the C++ side (``bias`` = b_ih + b_hh in the accumulation dtype, zeros for a layer without
 biases; ``peephole`` zeros for none), prepared by :mod:`.lstm` and :mod:`.gru_rnn` with ordinary (differentiable)
 torch ops. What the C++ side returns undefined (a term the layer lacks) comes back as an empty tensor ``(0,)``:
-a custom op returns tensors only. New optional tensor arguments go at the end of a schema with a default of None,
-which keeps every existing call valid.
+a custom op returns tensors only. The ops are called only from this package (:func:`lstm`, :func:`gru_rnn`, the
+registered backward), so a new argument goes where it reads best (the edit lists are last, without defaults).
 
 Interventions (:mod:`lstmkit.interventions`) reach the C++ side as ``edit_keep``, ``edit_value``: one entry per
 record (:func:`.checks.check_edits`; both empty for no edits), an empty placeholder for a record without an edit.
