@@ -151,3 +151,15 @@ def parameters(module: torch.nn.Module) -> None:
         if p.dtype != first.dtype or p.device != first.device:
             raise InputError(f"parameter `{name}` is {p.dtype} on {p.device} but `{first_name}` is {first.dtype} "
                              f"on {first.device}; give the module one dtype and device (module.to(...))")
+
+
+def not_left_float(module, qconfig) -> None:
+    """Raises when ``module`` was marked for quantisation (``qconfig`` not None) but is still the float module: the
+    quantisation that marked it had no mapping for lstmkit's classes (torch's match classes exactly), and running
+    it in float would hide that. Called where torch's convert removes the mark, and at each call."""
+    if qconfig is not None:
+        raise InputError(f"this {type(module).__name__} was marked for quantisation (it has a qconfig) but not "
+                         "quantised: torch's quantisation mappings match classes exactly and do not know lstmkit's. "
+                         "Use lstmkit.quantization.quantize_dynamic (or pass "
+                         "mapping=lstmkit.quantization.dynamic_quant_mappings()), or set its qconfig to None to keep "
+                         "it in float")

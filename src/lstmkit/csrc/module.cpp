@@ -41,11 +41,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def_readwrite("has_bias", &GruRnnOptions::has_bias)
       .def_readwrite("edit_keep", &GruRnnOptions::edit_keep)
       .def_readwrite("edit_value", &GruRnnOptions::edit_value);
-  m.def("forward", &lstmkit::lstm_forward, "One LSTM layer-direction, forward (see lstmkit/engines/fused/lstm.py)");
-  m.def("backward", &lstmkit::lstm_backward, "Its BPTT");
-  m.def("gru_rnn_forward", &lstmkit::gru_rnn_forward,
+  // The layer functions run without the GIL, as torch's own kernels do, so other Python threads run meanwhile.
+  // Safe: the arguments are converted to C++ (tensors, options copied by reference to C++ structs) before the
+  // release, the functions touch no Python object, and the buffer cache they share is locked (buffers.h).
+  using release_gil = py::call_guard<py::gil_scoped_release>;
+  m.def("forward", &lstmkit::lstm_forward, release_gil(),
+        "One LSTM layer-direction, forward (see lstmkit/engines/fused/lstm.py)");
+  m.def("backward", &lstmkit::lstm_backward, release_gil(), "Its BPTT");
+  m.def("gru_rnn_forward", &lstmkit::gru_rnn_forward, release_gil(),
         "One GRU or Elman RNN layer-direction, forward (see lstmkit/engines/fused/gru_rnn.py)");
-  m.def("gru_rnn_backward", &lstmkit::gru_rnn_backward, "Its BPTT");
+  m.def("gru_rnn_backward", &lstmkit::gru_rnn_backward, release_gil(), "Its BPTT");
   m.def("release_buffers", [] { lstmkit::BufferCache::get().release(); }, "Free the cached working buffers");
   m.def("fma_peak_flops", &lstmkit::fma_peak_flops, "FMA peak (flop/s) of fp32 vector FMAs on n threads (machine.h)",
         py::arg("threads"), py::arg("seconds") = 0.05);

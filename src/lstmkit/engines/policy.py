@@ -31,6 +31,8 @@ from .config import RunConfig
 ENGINES: dict[str, Engine] = {"torch": torch_kernel, "fused": fused, "reference": reference}
 BACKENDS = ("auto", *ENGINES)
 _warned: set[str] = set()
+_DYNAMIC_STEPS = ("torch's kernel fixes the number of steps when traced (its decomposition loops over them), so it "
+                  "cannot serve a dynamic length under torch.export or torch.compile")
 
 
 def check_backend(backend, cell: Cell, config: RunConfig, *, offered: tuple[str, ...] = BACKENDS,
@@ -50,7 +52,7 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
     """Whether a call of ``steps`` x ``batch`` is long enough for the fused engine to beat torch's kernel where
     it would run only for speed (the GRU, ``proj_size``; a trace takes the fused engine at any length: its
     records come from the forward itself, where torch's kernel would need a replay). A fused call has a fixed
-    cost (~90-200 us here: the argument checks, the autograd Function, the C++ set-up) that torch's kernels,
+    cost (~90-200 us here: the argument checks, the custom op and its autograd, the C++ set-up) that torch's kernels,
     which cost more per step, do not.
 
     Measured on the AMD EPYC (2 threads, fused / torch time; BENCHMARKS.md, "Small calls"): GRU inference at
@@ -87,15 +89,24 @@ def fused_pays(cell: Cell, steps: int | None, batch: int | None) -> bool:
 def choose(backend: str, cell: Cell, config: RunConfig, x: Tensor, trace: bool, *, steps: int | None = None,
            batch: int | None = None) -> Engine:
     """The engine for this call (see the module docstring); an explicit backend that cannot serve it raises.
-    ``steps`` and ``batch`` (T and B; None: unknown) let ``auto`` weigh a fused call's fixed cost."""
+    ``steps`` and ``batch`` (T and B; None: unknown) let ``auto`` weigh a fused call's fixed cost.
+
+    Under torch.export or torch.compile with a dynamic length (``steps`` a SymInt), torch's kernel cannot serve: its
+    decomposition loops over the steps in Python and fixes T (torch.nn.LSTM does not export with a dynamic T), while
+    the fused engine is one op per layer for any T; and a symbolic size is unknown to the cost model."""
+    dynamic_steps = isinstance(steps, torch.SymInt)
+    if dynamic_steps or torch.jit.is_tracing():         # (torch.jit.trace: sizes are traced values, not constants)
+        steps = batch = None
     if backend != "auto":
         engine = ENGINES[backend]
         reason = engine.why_not(cell, config, x, trace=trace)
+        if reason is None and engine is torch_kernel and dynamic_steps:
+            reason = _DYNAMIC_STEPS
         if reason:
             raise InputError(f"backend={backend!r} cannot run this call: {reason}; use backend='auto'")
         return engine
     fused_first = trace or cell.proj_size > 0 or fused.faster_than_torch(cell, batch, steps)
-    torch_reason = torch_kernel.why_not(cell, config, x, trace=trace)
+    torch_reason = torch_kernel.why_not(cell, config, x, trace=trace) or (_DYNAMIC_STEPS if dynamic_steps else None)
     if fused_first and not trace and torch_reason is None and not fused_pays(cell, steps, batch):
         return torch_kernel
     if fused_first and fused.why_not(cell, config, x, trace=trace) is None:

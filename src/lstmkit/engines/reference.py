@@ -7,6 +7,8 @@ Autograd differentiates it; nothing is hand-written, which is why it is slow (on
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -15,6 +17,7 @@ from ..interventions import Edit, edit_step
 from ..sequences import Sequences, step_mask
 from .config import Masks, RunConfig
 from .layers import run_layers
+from .unrolled import unrolled_steps
 
 NAME = "reference"
 
@@ -79,6 +82,11 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Te
     as :func:`edited_step` says."""
     if masks.recurrent is not None:
         w = Weights(**{**w.__dict__, "recurrent_mask": masks.recurrent})
+    if torch.jit.is_tracing():
+        with warnings.catch_warnings():             # the trace keeps T as a constant: that is the point here
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            steps = int(x.shape[0])
+        x = unrolled_steps(x, steps)                                            # see unrolled_steps
     xw = cell.project_input(x, w)                                               # (T, B, G*H)
     ys, recs = [], []
     keep_p = config.zoneout if (config.zoneout > 0 and not config.training) else None

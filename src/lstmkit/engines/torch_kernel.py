@@ -33,6 +33,10 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
         return f"torch has no fused kernel for this cell ({type(cell).__name__}: {cell.describe() or 'custom'})"
     if config.zoneout > 0 or (config.recurrent_dropout > 0 and config.training):
         return "torch's fused kernels have no recurrent dropout or zoneout"
+    if cell.torch_kernel == "lstm" and not config.single_step and _compiling_with_grad():
+        return ("torch's LSTM kernel cannot be differentiated inside torch.compile: AOTAutograd fails on the "
+                "mkldnn_rnn_layer it lowers to (torch 2.13; torch.nn.LSTM avoids it by a graph break, "
+                "torch._dynamo.config.allow_rnn)")
     if config.edits:
         return ("torch's fused kernels run the recurrence as one opaque call, so an intervention cannot reach "
                 "inside it")
@@ -43,6 +47,15 @@ def why_not(cell: Cell, config: RunConfig, x: Tensor | None = None, *, trace: bo
             return (f"torch's {cell.torch_kernel} kernel cannot run under bf16 autocast on this CPU (oneDNN has "
                     f"no bf16 primitive for it here, e.g. without AVX-512: {error!r})")
     return None
+
+
+def _compiling_with_grad() -> bool:
+    """Whether torch.compile is tracing a call that autograd will differentiate. torch.export's graphs have no
+    autograd, and torch's LSTM kernel exports fine (as aten.lstm, which ONNX knows): that stays on it.
+    ``torch.compiler.is_exporting`` exists from torch 2.6; before, an export with gradients enabled takes the fused
+    engine too, which exports as well."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.compiler.is_compiling() and torch.is_grad_enabled() and not exporting()
 
 
 def step(cell: Cell, x: Tensor, state: tuple[Tensor, ...], w: Weights) -> tuple[Tensor, ...]:

@@ -16,6 +16,7 @@ from ..cells import Cell, Weights
 from ..engines import RunConfig, check_backend, choose, reference, torch_kernel
 from ..errors import InputTypeError
 from ..sequences import InputForm, Sequences
+from .fx import is_proxy, leaf_call
 
 BACKENDS = ("auto", "torch", "reference")
 
@@ -79,7 +80,16 @@ class RecurrentCell(iv.Intervenable, nn.Module):
         """Forget the recurrent dropout mask, so the next training call draws a new one (a new sequence)."""
         self._recurrent_mask = None
 
+    def __delattr__(self, name: str) -> None:
+        if name == "qconfig":      # torch.ao.quantization's convert unmarks the modules it did not swap
+            _checks.not_left_float(self, self.__dict__.get("qconfig"))
+        super().__delattr__(name)
+
     def forward(self, input: Tensor, hx=None, *, interventions=None):
+        if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
+            return leaf_call(self, input, interventions=interventions) if hx is None else \
+                leaf_call(self, input, hx, interventions=interventions)
+        _checks.not_left_float(self, self.__dict__.get("qconfig"))
         _checks.sequence_input(input, input_size=self.input_size, weight=self.weight_ih, cell=True)
         _checks.parameters(self)
         unbatched = input.dim() == 1

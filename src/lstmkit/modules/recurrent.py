@@ -24,6 +24,7 @@ from ..errors import InputError, InputTypeError
 from ..onnx import mode as onnx_mode
 from ..sequences import InputForm, Sequences
 from ..trace import Trace, record_type
+from .fx import is_proxy, leaf_call
 
 
 class Recurrent(iv.Intervenable, nn.Module):
@@ -177,6 +178,10 @@ class Recurrent(iv.Intervenable, nn.Module):
         if onnx_mode.active():                    # inside lstmkit.onnx.export: the form ONNX can run
             from ..onnx import graph
             return graph.forward(self, input, hx)
+        if is_proxy(input, hx):                     # torch.fx.symbolic_trace: one call_module node (see .fx)
+            return leaf_call(self, input, interventions=interventions) if hx is None else \
+                leaf_call(self, input, hx, interventions=interventions)
+        _checks.not_left_float(self, self.__dict__.get("qconfig"))
         form, seq, hx = self._prepare(input, hx)
         config = self._call_config(form, seq, interventions)
         engine = self._engine(seq, config, trace=False)
@@ -289,6 +294,11 @@ class Recurrent(iv.Intervenable, nn.Module):
             _checks.state_tensor(f"hx[{names.index(name)}] ({name})" if len(names) > 1 else name, h, expected,
                                  x, weight, unbatched, hint)
         return tuple(hx)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "qconfig":      # torch.ao.quantization's convert unmarks the modules it did not swap
+            _checks.not_left_float(self, self.__dict__.get("qconfig"))
+        super().__delattr__(name)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

@@ -4,7 +4,9 @@ hand-written backpropagation through time. One module per concept, mirroring ``l
 - :mod:`.engine`: the engine itself (``NAME``, ``why_not``, ``run``), which runs a module's layers and directions
   through the layer functions below;
 - :mod:`.lstm` (``csrc/lstm_layer.cpp``) and :mod:`.gru_rnn` (``csrc/gru_rnn_layer.cpp``): one layer in one
-  direction, with their argument checks (:mod:`.checks`) and autograd Functions;
+  direction, with their argument checks (:mod:`.checks`), calling the custom ops of :mod:`.ops` (the C++ with fake
+  implementations and autograd, for torch.compile, torch.export and torch.jit.trace; eager calls take a direct
+  autograd.Function through the same code, without the op's dispatch cost);
 - :mod:`.build`: compiling and loading the C++ once per CPU; :mod:`.cpu`: what this CPU can do and the GEMM
   library and bf16 strategy chosen from it.
 """

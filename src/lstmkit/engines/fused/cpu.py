@@ -270,7 +270,14 @@ def bf16_runs_as_fp32(step_product: int) -> bool:
     """Whether a call under bf16 autocast whose per-step product has ``step_product`` multiply-adds runs in
     float32: with the ``"fp32"`` strategy, and for small products with either (a oneDNN bf16 call costs its fixed
     ~13 us however small the product: a peephole LSTM at T=5000, B=1, H=2 took 11x torch.nn's bf16 time)."""
-    return choice().bf16 == "fp32" or step_product < SMALL_PRODUCT
+    return bf16_strategy() == "fp32" or step_product < SMALL_PRODUCT
+
+
+@torch.compiler.assume_constant_result
+def bf16_strategy() -> str:
+    """``choice().bf16``. Under torch.compile this runs once while tracing and its value is a constant of the graph
+    (the choice, measured or read from disk, cannot be traced and never changes within a process)."""
+    return choice().bf16
 
 
 def resident_product() -> int:

@@ -23,12 +23,11 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError, InputTypeError
-from . import build, cpu
+from . import build, ops
 from .checks import backward_follows, check_edits, check_lengths, check_mask, check_x, expect, is_probability
+from .ops import KINDS as _KINDS
 
 __all__ = ["gru_layer", "rnn_layer"]
-
-_KINDS = {"tanh": 0, "relu": 1, "gru": 2}
 
 
 def gru_layer(x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
@@ -92,61 +91,16 @@ def _layer(kind, gates, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, 
         raise InputTypeError(f"`zoneout` must be None, a float or a (T, B, H) mask, got {type(zoneout).__name__}")
     names = ("r", "z", "n", "h") if kind == "gru" else ("a", "h")
     edit_keep, edit_value = check_edits(edits, dict.fromkeys(names, H), T, B, acc)
-    engine = build.module()                         # raises with the reason where the engine cannot be built
-    opts = engine.GruRnnOptions()                   # the C++ side's options (csrc/layers.h), by name
-    opts.cell, opts.lengths, opts.recurrent_mask, opts.z_h = _KINDS[kind], lengths, recurrent_mask, z_h
-    opts.zoneout_p, opts.gemm, opts.has_bias = zoneout_p, cpu.gemm_id(dt, B * H * gates * H), b_ih is not None
-    opts.save, opts.records = backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh), bool(records)
-    if edit_keep:
-        opts.edit_keep, opts.edit_value = edit_keep, edit_value
-    config = _Config(opts, acc)
-    y, h_n, gates = _GruRnnLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, config)[:3]
+    if not build.is_available():
+        raise RuntimeError(build.unavailable_reason())
+    save = backward_follows(x, h0, w_ih, w_hh, b_ih, b_hh)
+    b_ih, b_hh = _biases(b_ih, b_hh, w_ih.shape[0], acc)
+    x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
+    y, h_n, gates = ops.gru_rnn(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, recurrent_mask, z_h, zoneout_p, _KINDS[kind],
+                                save, bool(records), edit_keep, edit_value)[:3]
     return y, h_n, gates
-
-
-class _Config:
-    """The non-differentiable arguments of one call: the C++ options and the accumulation dtype."""
-
-    def __init__(self, opts, acc):
-        self.opts, self.acc = opts, acc
 
 
 def _biases(b_ih, b_hh, width: int, acc):
     """(b_ih, b_hh), each (G*H,) = (width,) in the pointwise math's dtype; zeros for a module without biases."""
     return [torch.zeros(width, dtype=acc) if b is None else b.to(acc).contiguous() for b in (b_ih, b_hh)]
-
-
-class _GruRnnLayer(torch.autograd.Function):
-    """The engine's working tensors for backward (hin, hn, hseq) come out as extra, non-differentiable outputs.
-    forward takes ``ctx`` (not the separate setup_context form): that form binds the arguments with
-    ``inspect.signature`` on every call, about 30 us of a 150 us small call."""
-
-    @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, cfg):
-        bias = _biases(b_ih, b_hh, w_ih.shape[0], cfg.acc)
-        x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
-        with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see gru_layer's docstring
-            output = tuple(build.module().gru_rnn_forward(x, h0, w_ih, w_hh, *bias, cfg.opts))
-        _, _, gates, hin, hn, hseq = output                     # y, h_n are the differentiable outputs
-        ctx.cfg = cfg
-        if cfg.opts.save:
-            # hseq, not the output y: the caller may modify y in place (as torch.nn allows) before backward
-            ctx.save_for_backward(x, h0, w_ih, w_hh, hin, gates, hn, hseq)
-        ctx.mark_non_differentiable(*(t for t in (gates, hin, hn, hseq) if t is not None))
-        ctx.set_materialize_grads(False)
-        return output
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dy, dh_n, *_records):
-        cfg = ctx.cfg
-        x, h0, w_ih, w_hh, hin, gates, hn, hseq = ctx.saved_tensors
-        if x.shape[0] == 0:  # no steps: the state passed straight through
-            return torch.zeros_like(x), dh_n, None, None, None, None, None
-        dy, dh_n = (d if d is None else d.to(x.dtype).contiguous() for d in (dy, dh_n))
-        x, h0, w_ih, w_hh = (t.contiguous() for t in (x, h0, w_ih, w_hh))
-        with torch.autocast("cpu", enabled=False):
-            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = build.module().gru_rnn_backward(
-                dy, dh_n, x, h0, w_ih, w_hh, hin, gates, hn, hseq, ctx.needs_input_grad[0], cfg.opts)
-        cast = (lambda g: g.to(x.dtype) if cfg.opts.has_bias else None)  # noqa: E731
-        return dx, dh0, dw_ih, dw_hh, cast(db_ih), cast(db_hh), None

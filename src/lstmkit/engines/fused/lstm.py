@@ -37,12 +37,11 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError, InputTypeError
-from . import build, cpu
+from . import build, ops
 from .checks import backward_follows, check_edits, check_lengths, check_mask, check_x, expect, is_probability
+from .ops import EPS  # noqa: F401  (layer norm's epsilon, documented above)
 
 __all__ = ["lstm_layer"]
-
-EPS = 1e-5  # layer norm's epsilon, as torch.nn.LayerNorm's default
 
 
 def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -116,77 +115,26 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     elif zoneout is not None:
         raise InputTypeError(f"`zoneout` must be None, a float or a tuple of masks, got {type(zoneout).__name__}")
     edit_keep, edit_value = check_edits(edits, dict(i=H, f=H, g=H, o=H, c=H, h=R), T, B, acc)
-    engine = build.module()                         # raises with the reason where the engine cannot be built
+    if not build.is_available():
+        raise RuntimeError(build.unavailable_reason())
     gammas = tuple(ln) if ln is not None else (None,) * 4
-    differentiable = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
     # Without a backward to come, the engine keeps one step of what only backward reads (less memory, faster).
-    save = backward_follows(*differentiable)
-    opts = engine.LstmOptions()                     # the C++ side's options (csrc/layers.h), by name
-    opts.lengths, opts.recurrent_mask, opts.z_h, opts.z_c = lengths, recurrent_mask, z_h, z_c
-    opts.zoneout_p, opts.coupled, opts.eps, opts.gemm = zoneout_p, bool(coupled), EPS, cpu.gemm_id(dt, B * R * 4 * H)
-    opts.save, opts.records = save, bool(records)
-    if edit_keep:
-        opts.edit_keep, opts.edit_value = edit_keep, edit_value
-    opts.has_bias, opts.has_peephole = b_ih is not None or b_hh is not None, peephole is not None
-    config = _Config(opts, acc, b_ih is not None, b_hh is not None)
-    return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas, config)
-
-
-class _Config:
-    """The non-differentiable arguments of one call: the C++ options, and what only Python needs (the
-    accumulation dtype; which of the two biases to give db to)."""
-
-    def __init__(self, opts, acc, has_b_ih, has_b_hh):
-        self.opts, self.acc, self.has_b_ih, self.has_b_hh = opts, acc, has_b_ih, has_b_hh
+    save = backward_follows(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
+    # The C++ side's arguments, made with differentiable torch ops (autograd takes db to b_ih and b_hh, dc0 to c0's
+    # dtype): the bias b_ih + b_hh and the peepholes in the accumulation dtype, zeros where the layer has none.
+    bias = torch.zeros(4 * H, dtype=acc)                                        # (4H)
+    for b in (b_ih, b_hh):
+        if b is not None:
+            bias = bias + b.to(acc)
+    peep = _c(peephole, acc) if peephole is not None else torch.zeros(3, H, dtype=acc)  # (3, H)
+    g_ih, g_hh, g_c, b_c = (_c(g, acc) for g in gammas)
+    y, h_n, c_n, gates, c_seq = ops.lstm(
+        _c(x), _c(h0), _c(c0, acc), _c(w_ih), _c(w_hh), bias, peep, _c(w_hr), g_ih, g_hh, g_c, b_c, lengths,
+        recurrent_mask, z_h, z_c, zoneout_p, bool(coupled), save, bool(records), edit_keep, edit_value)[:5]
+    return y, h_n, c_n, gates, c_seq
 
 
 def _c(t: Tensor | None, dtype: torch.dtype | None = None) -> Tensor | None:
     if t is None:
         return None
     return (t if dtype is None else t.to(dtype)).contiguous()
-
-
-class _LSTMLayer(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, g_ih, g_hh, g_c, b_c, cfg):
-        acc, H = cfg.acc, w_ih.shape[0] // 4
-        bias = torch.zeros(4 * H, dtype=acc)                                    # (4H) b_ih + b_hh
-        for b in (b_ih, b_hh):
-            if b is not None:
-                bias = bias + b.to(acc)
-        peep = _c(peephole, acc) if peephole is not None else torch.zeros(3, H, dtype=acc)  # (3, H)
-        gammas = tuple(_c(g, acc) for g in (g_ih, g_hh, g_c, b_c))
-        x, h0, w_ih, w_hh, w_hr = (_c(t) for t in (x, h0, w_ih, w_hh, w_hr))
-        c0a = _c(c0, acc)
-        with torch.autocast("cpu", enabled=False):  # the engine picks its own dtypes; see lstm_layer's docstring
-            out = build.module().forward(x, h0, c0a, w_ih, w_hh, bias, peep, w_hr, *gammas, cfg.opts)
-        y, h_n, c_n, gates, c_seq = out[:5]
-        saved = out[5:] if len(out) > 5 else [None] * 6  # hin, hraw, cnew, tanhm, mean, rstd (see csrc)
-        ctx.cfg = cfg
-        if cfg.opts.save:
-            ctx.save_for_backward(x, c0a, w_ih, w_hh, w_hr, bias, peep, *gammas, gates, c_seq, *saved)
-        ctx.mark_non_differentiable(gates, c_seq)
-        ctx.set_materialize_grads(False)
-        return y, h_n, c_n, gates, c_seq
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, dy, dh_n, dc_n, _dgates, _dc_seq):
-        cfg = ctx.cfg
-        (x, c0a, w_ih, w_hh, w_hr, bias, peep, g_ih, g_hh, g_c, b_c, gates, c_seq,
-         hin, hraw, cnew, tanhm, mean, rstd) = ctx.saved_tensors
-        if x.shape[0] == 0:  # no steps: the state passed straight through, nothing else was used
-            return (torch.zeros_like(x), dh_n, dc_n) + (None,) * 11
-        dy, dh_n, dc_n = (_c(d, x.dtype) for d in (dy, dh_n, dc_n))
-        with torch.autocast("cpu", enabled=False):
-            grads = build.module().backward(dy, dh_n, dc_n, x, c0a, w_ih, w_hh, bias, peep, w_hr, g_ih, g_hh, g_c,
-                                            b_c, hin, hraw, gates, c_seq, cnew, tanhm, mean, rstd,
-                                            ctx.needs_input_grad[0], cfg.opts)
-        dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr, dpeep, dg_ih, dg_hh, dg_c, db_c = grads
-        dt = x.dtype
-
-        def cast(g, present=True):
-            return g.to(dt) if present and g is not None else None
-
-        return (dx, dh0, dc0, dw_ih, dw_hh, cast(db, cfg.has_b_ih), cast(db, cfg.has_b_hh), dw_hr, cast(dpeep),
-                cast(dg_ih), cast(dg_hh), cast(dg_c), cast(db_c), None)
