@@ -24,6 +24,7 @@ if not os.path.exists(CHROMIUM):
                 "LSTMKIT_CHROMIUM", allow_module_level=True)
 
 SEQS = 24
+RANKING = [3, 0, 5, 1, 4, 2]  # an explain ranking of the LSTM's 6 units, as lstmkit.explore(ranking=) takes it
 
 
 def models():
@@ -41,7 +42,8 @@ def setup(tmp_path_factory):
     from lstmkit.explorer.server import Explorer
 
     lstm, gru, batch = models()
-    subjects = subjects_for(lstm, batch.x, compare=gru, targets=batch.y, symbols="abcdBEXY")
+    subjects = subjects_for(lstm, batch.x, compare=gru, targets=batch.y, symbols="abcdBEXY",
+                            ranking=RANKING)
     server = Explorer(subjects)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
@@ -91,6 +93,23 @@ def test_a_hovered_heatmap_cell_shows_the_value_trace_gives(setup):
     page.click("#zoom-in")  # half the steps, centred: the cells move, the values stay
     assert float(hover(page, "main", "o", 1, 8)["value"]) == record.o[0, 8, 1].item()
     page.click("#zoom-fit")
+
+
+def first_row_unit(page, record, step=5):
+    """The unit the tooltip names over the top row of `record`'s heatmap."""
+    box = page.locator(f"#main-view canvas[data-record={record}]").bounding_box()
+    row_px = page.evaluate(f"window.explorer.state.views.main.rows.{record}.rowPx")
+    page.mouse.move(box["x"] + box["width"] * (step + 0.5) / 16, box["y"] + row_px / 2)
+    return int(page.locator("#tooltip").get_attribute("data-unit"))
+
+
+def test_the_explain_order_puts_the_top_ranked_unit_in_the_first_row(setup):
+    page = setup["page"]
+    show_sequence(page, 1)
+    page.select_option("#order", "index")
+    assert first_row_unit(page, "c") == 0
+    page.select_option("#order", "explain")
+    assert [first_row_unit(page, r) for r in ("i", "c", "h")] == [RANKING[0]] * 3
 
 
 def test_select_and_match_in_the_page_equals_the_python_rule(setup):

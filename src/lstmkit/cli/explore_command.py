@@ -30,6 +30,9 @@ def explore_parser(sub) -> Callable:
                    help="write one self-contained HTML file (no server; no intervention) and exit")
     p.add_argument("--sequences", type=positive_int, default=None,
                    help="held-out sequences to load (default: all when serving, 32 with --export)")
+    p.add_argument("--explain", default=None, metavar="FILE",
+                   help="an explain.json whose unit ranking the page offers as an order (default: "
+                        "RUN/explain/explain.json when lstmkit explain wrote one)")
     return _run_explore
 
 
@@ -49,7 +52,7 @@ def _run_explore(args: argparse.Namespace) -> int:
     from ..explorer import from_run
     from ..explorer.subject import check_comparable
 
-    subjects = [from_run(args.run, max_sequences=args.sequences)]
+    subjects = [from_run(args.run, max_sequences=args.sequences, explain=args.explain)]
     if args.compare is not None:
         subjects.append(from_run(args.compare, max_sequences=args.sequences))
         check_comparable(*subjects)

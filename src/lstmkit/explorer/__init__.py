@@ -32,8 +32,9 @@ def require_extra(what: str) -> None:
                           f"{'is' if len(missing) == 1 else 'are'} not installed: pip install \"lstmkit[explore]\"")
 
 
-def subjects_for(model: nn.Module, inputs: Tensor, *, compare: nn.Module | None = None, **track) -> list[Subject]:
-    subjects = [from_model(model, inputs, **track)]
+def subjects_for(model: nn.Module, inputs: Tensor, *, compare: nn.Module | None = None, ranking: list | None = None,
+                 **track) -> list[Subject]:
+    subjects = [from_model(model, inputs, ranking=ranking, **track)]
     if compare is not None:
         subjects.append(from_model(compare, inputs, **track))
         if subjects[0].name == subjects[1].name:
@@ -43,8 +44,8 @@ def subjects_for(model: nn.Module, inputs: Tensor, *, compare: nn.Module | None 
 
 
 def explore(model: nn.Module, inputs: Tensor, *, targets: Tensor | None = None, compare: nn.Module | None = None,
-            symbols: str | None = None, tokens: list | None = None, pixels: bool = False, port: int | None = None,
-            open_browser: bool = True):
+            symbols: str | None = None, tokens: list | None = None, pixels: bool = False, ranking: list | None = None,
+            port: int | None = None, open_browser: bool = True):
     """Serve the explorer for ``model`` on ``inputs`` (N, T, I) at http://127.0.0.1:<port>/ and return the running
     :class:`~lstmkit.explorer.server.Explorer` (``.url``, ``.stop()``).
 
@@ -52,12 +53,14 @@ def explore(model: nn.Module, inputs: Tensor, *, targets: Tensor | None = None, 
     to it (the lab's ``SequenceModel``; then its output per step is shown too, as the probability of ``targets``'
     class or a loss per step). ``compare``: a second such model, shown side by side on the same inputs. How the
     input is drawn: ``symbols`` (one letter per one-hot channel), ``tokens`` (one string per step and sequence),
-    ``pixels`` (I = 1 intensities), else a line per channel. ``port`` None picks a free one."""
+    ``pixels`` (I = 1 intensities), else a line per channel. ``ranking``: an order of ``model``'s units (a list of
+    unit indices, or one per layer; e.g. explain's), offered as the "explain ranking" order and shown first.
+    ``port`` None picks a free one."""
     require_extra("lstmkit.explore")
     from .server import Explorer
 
-    explorer = Explorer(subjects_for(model, inputs, compare=compare, targets=targets, symbols=symbols,
-                                     tokens=tokens, pixels=pixels), port=port)
+    explorer = Explorer(subjects_for(model, inputs, compare=compare, ranking=ranking, targets=targets,
+                                     symbols=symbols, tokens=tokens, pixels=pixels), port=port)
     if open_browser:
         import webbrowser
 
@@ -67,12 +70,12 @@ def explore(model: nn.Module, inputs: Tensor, *, targets: Tensor | None = None, 
 
 def explore_export(model: nn.Module, inputs: Tensor, path: str | Path, *, sequences: int = 32,
                    targets: Tensor | None = None, compare: nn.Module | None = None, symbols: str | None = None,
-                   tokens: list | None = None, pixels: bool = False) -> Path:
+                   tokens: list | None = None, pixels: bool = False, ranking: list | None = None) -> Path:
     """Write the explorer for ``model`` on the first ``sequences`` of ``inputs`` as one self-contained HTML file."""
     from .export import export
 
-    return export(subjects_for(model, inputs, compare=compare, targets=targets, symbols=symbols, tokens=tokens,
-                               pixels=pixels), path, sequences=sequences)
+    return export(subjects_for(model, inputs, compare=compare, ranking=ranking, targets=targets, symbols=symbols,
+                               tokens=tokens, pixels=pixels), path, sequences=sequences)
 
 
 __all__ = ["Subject", "explore", "explore_export", "from_model", "from_run", "require_extra"]

@@ -73,5 +73,5 @@ def payload(subject: Subject, seq: int, layer: int, direction: int, trace, out: 
         records[name] = {"shape": list(r.shape), "data": encode(r)}
     readout = subject.readout(out[row], seq)
     return {"seq": seq, "layer": layer, "direction": direction, "records": records, "track": track(subject, seq),
-            "readout": readout}
+            "readout": readout, "ranking": subject.ranking_of(layer, direction)}
 

@@ -18,6 +18,9 @@ from torch import Tensor, nn
 from ..errors import InputError, InputTypeError
 from ..modules import Recurrent
 from ..trace import Trace
+from .ranking import EXPLAIN_FILE
+from .ranking import check as check_ranking
+from .ranking import load as load_ranking
 
 # How each lab task's input is drawn. Symbols: the one-hot channel's letter (the task docstrings' alphabets; copy's
 # blank 0 is "·" and its delimiter 9 is ":"). Pixels: intensity per step. Series: one line per input channel.
@@ -39,7 +42,8 @@ TRACK_KINDS = ("symbols", "pixels", "series", "tokens")
 class Subject:
     """``model`` maps inputs ``(N, T, I)`` to outputs ``(N, T, O)`` (or is the recurrent module itself); ``rnn`` is
     the lstmkit module inside it whose gates are shown; ``x`` the sequences ``(N, T, I)``; ``y``/``mask`` the
-    targets, when known; ``track`` how the input is drawn (see :data:`LAB_TRACKS`)."""
+    targets, when known; ``track`` how the input is drawn (see :data:`LAB_TRACKS`); ``ranking`` explain's order of
+    each layer's units (:mod:`.ranking`), when known."""
 
     name: str
     model: nn.Module
@@ -48,6 +52,7 @@ class Subject:
     track: dict
     y: Tensor | None = None
     mask: Tensor | None = None
+    ranking: list[list[int]] | None = None
     _full_trace: Trace | None = field(default=None, repr=False)
 
     @property
@@ -145,21 +150,28 @@ class Subject:
             summary += f"; target {float(y.reshape(-1)[0]):.4f}"
         return {"label": "output[0] per step", "values": values.tolist(), "range": None, "summary": summary}
 
+    def ranking_of(self, layer: int, direction: int) -> list[int] | None:
+        """Explain's order of the units of ``layer`` (it ranks the forward direction only), or None."""
+        return self.ranking[layer] if self.ranking is not None and direction == 0 else None
+
     def describe(self) -> dict:
         r = self.rnn
         return {"name": self.name, "kind": self.kind, "records": list(self.records), "layers": r.num_layers,
                 "directions": self.num_directions, "hidden": r.hidden_size, "sequences": len(self.x),
-                "steps": self.x.shape[1], "track": self.track}
+                "steps": self.x.shape[1], "track": self.track, "ranking": self.ranking is not None}
 
 
 # -- building subjects -------------------------------------------------------------------------------------------
 
 def from_model(model: nn.Module, inputs, *, targets: Tensor | None = None, symbols: str | None = None,
-               tokens: list | None = None, pixels: bool = False, name: str | None = None) -> Subject:
+               tokens: list | None = None, pixels: bool = False, name: str | None = None,
+               ranking: list | None = None) -> Subject:
     """A subject from a model and its inputs ``(N, T, I)`` (N sequences, batch first whatever the module's
     ``batch_first``; one ``(T, I)`` sequence is taken as N = 1). ``model`` is an lstmkit LSTM/GRU/RNN, or a module
-    whose ``rnn`` attribute is one and which feeds its input straight to it (like the lab's ``SequenceModel``)."""
+    whose ``rnn`` attribute is one and which feeds its input straight to it (like the lab's ``SequenceModel``).
+    ``ranking``: an order of the units (see :func:`.ranking.check`), offered as the page's "explain ranking"."""
     rnn = _find_rnn(model)
+    ranked = None if ranking is None else check_ranking(ranking, rnn)
     if not isinstance(inputs, Tensor):
         raise InputTypeError(f"`inputs` must be a float tensor (N, T, I), got {type(inputs).__name__}")
     x = inputs.detach()
@@ -175,12 +187,14 @@ def from_model(model: nn.Module, inputs, *, targets: Tensor | None = None, symbo
     if targets is not None and (not isinstance(targets, Tensor) or len(targets) != len(x)):
         raise InputError(f"`targets` must be a tensor with one row per sequence ({len(x)}), got "
                          f"{type(targets).__name__} of length {len(targets) if hasattr(targets, '__len__') else '?'}")
-    return Subject(name or type(model).__name__, model.eval(), rnn, x, track, targets)
+    return Subject(name or type(model).__name__, model.eval(), rnn, x, track, targets, ranking=ranked)
 
 
-def from_run(run_dir: str | Path, *, max_sequences: int | None = None) -> Subject:
-    """A subject from a run folder: the trained model, the task's held-out set, the task's input track. Raises a
-    CheckpointError (a ValueError) naming the folder and what is wrong when it is missing or corrupt."""
+def from_run(run_dir: str | Path, *, max_sequences: int | None = None, explain: str | Path | None = None) -> Subject:
+    """A subject from a run folder: the trained model, the task's held-out set, the task's input track, and the
+    unit ranking of the explain result at ``explain`` (default: ``RUN/explain/explain.json`` when it exists). Raises
+    a CheckpointError (a ValueError) naming the folder and what is wrong when it is missing or corrupt, and an
+    InputError when the explain result does not match the model."""
     from ..lab.checkpoint import CheckpointError
     from ..lab.runs import load_run
 
@@ -192,11 +206,14 @@ def from_run(run_dir: str | Path, *, max_sequences: int | None = None) -> Subjec
     if test.x.shape[-1] != model.rnn.input_size:  # the weights fit config.json but not the task it names
         raise CheckpointError(f"the model in {run_dir} reads {model.rnn.input_size} inputs per step but task "
                               f"{config.task!r} gives {test.x.shape[-1]}: the model and the task do not match")
+    if explain is None and (run_dir / EXPLAIN_FILE).is_file():
+        explain = run_dir / EXPLAIN_FILE
+    ranked = None if explain is None else load_ranking(explain, model.rnn)
     n = len(test) if max_sequences is None else min(max_sequences, len(test))
     test = test.slice(0, n)
     return Subject(f"{run_dir.name}: {config.model.describe()} on {config.task} (T={task.seq_len}, seed "
                    f"{config.seed})", model.eval(), model.rnn, test.x, dict(LAB_TRACKS[config.task]), test.y,
-                   test.mask)
+                   test.mask, ranking=ranked)
 
 
 def check_comparable(a: Subject, b: Subject) -> None:

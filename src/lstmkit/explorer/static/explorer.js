@@ -228,6 +228,10 @@ class View {
       const on = new Set(state.units);
       return [...idx.filter((s) => on.has(s)), ...idx.filter((s) => !on.has(s))];
     }
+    if (state.order === "explain") {  // explain's ranking of this layer's units: every record with that many units
+      const ranking = this.payload.ranking;
+      return ranking && ranking.length === S ? [...ranking] : idx;
+    }
     const key = this.payload.records[state.orderRecord] || rec;
     if (state.order === "index" || key.S !== S) return idx;
     const score = idx.map((s) => {
@@ -592,6 +596,9 @@ async function init() {
   state.meta = await getMeta();
   const m = state.meta.subjects[0];
   state.orderRecord = m.records.includes("c") ? "c" : "h";
+  if (m.ranking) state.order = "explain";  // explain's ranking is the default order when the run has one
+  else $("order").querySelector('option[value="explain"]').remove();
+  $("order").value = state.order;
   viewport.T = m.steps; viewport.t0 = 0; viewport.t1 = m.steps;
   viewport.listeners.push(updateViewportLabel);
   state.views.main = new View($("main-view"), { selectable: true });
