@@ -270,22 +270,26 @@ def _lstm_grads(ctx, dy, dh_n, dc_n, backward_op):
 lstm_forward.register_autograd(_lstm_backward_with(lstm_backward, True), setup_context=_lstm_setup_context)
 
 
-class _LstmDirect(torch.autograd.Function):
-    """lstm_forward for eager calls: the op's implementation, setup_context and backward without its dispatch."""
+def _direct(name: str, forward, setup_context, backward) -> type[torch.autograd.Function]:
+    """An op for eager calls: its implementation ``forward``, ``setup_context`` and ``backward`` as an
+    autograd.Function, without the op's dispatch."""
 
-    @staticmethod
-    def forward(ctx, *args):        # (not the setup_context style: its apply binds the arguments by inspect, ~50 us)
-        out = _lstm_forward(*args)
-        _lstm_setup_context(ctx, args, out)
+    def fwd(ctx, *args):            # (not the setup_context style: its apply binds the arguments by inspect, ~50 us)
+        out = forward(*args)
+        setup_context(ctx, args, out)
         return out
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        return _lstm_direct_backward(ctx, *grads)
+    def bwd(ctx, *grads):
+        return backward(ctx, *grads)
+
+    return type(name, (torch.autograd.Function,), {
+        "__doc__": f"{name}: the op's implementation, setup_context and backward without its dispatch.",
+        "forward": staticmethod(fwd),
+        "backward": staticmethod(torch.autograd.function.once_differentiable(bwd))})
 
 
-_lstm_direct_backward = _lstm_backward_with(_lstm_backward_impl, False)
+_LstmDirect = _direct("_LstmDirect", _lstm_forward, _lstm_setup_context,
+                      _lstm_backward_with(_lstm_backward_impl, False))
 
 
 def lstm(*args) -> tuple[Tensor, ...]:
@@ -419,22 +423,8 @@ def _gru_rnn_backward_with(backward_op, op: bool):
 gru_rnn_forward.register_autograd(_gru_rnn_backward_with(gru_rnn_backward, True), setup_context=_gru_rnn_setup_context)
 
 
-class _GruRnnDirect(torch.autograd.Function):
-    """gru_rnn_forward for eager calls: the op's implementation, setup_context and backward without its dispatch."""
-
-    @staticmethod
-    def forward(ctx, *args):        # (not the setup_context style: its apply binds the arguments by inspect, ~50 us)
-        out = _gru_rnn_forward(*args)
-        _gru_rnn_setup_context(ctx, args, out)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        return _gru_rnn_direct_backward(ctx, *grads)
-
-
-_gru_rnn_direct_backward = _gru_rnn_backward_with(_gru_rnn_backward_impl, False)
+_GruRnnDirect = _direct("_GruRnnDirect", _gru_rnn_forward, _gru_rnn_setup_context,
+                        _gru_rnn_backward_with(_gru_rnn_backward_impl, False))
 
 
 def gru_rnn(*args) -> tuple[Tensor, ...]:
