@@ -158,15 +158,15 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
   Tensor dax = cached_empty({K, B, GH}, so);
   Tensor dah = gru ? cached_empty({K, B, GH}, so) : dax;
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
-  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();             // (I, GH)
-  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, H}, ao);  // totals in acc_t
+  Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();                       // (I, GH)
+  WeightGrad dw_ih(GH, I, ao, x.scalar_type()), dw_hh(GH, H, ao, x.scalar_type());  // totals in acc_t
   Tensor db_ih = has_bias ? at::zeros({GH}, ao) : Tensor(), db_hh = has_bias && gru ? at::zeros({GH}, ao) : Tensor();
   auto accumulate_chunk = [&](int64_t t0, int64_t t1) {
     const int64_t n = (t1 - t0) * B;  // rows
     Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
-    add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
-    add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, H}));
+    dw_ih.add(gemm, dax_k, x.slice(0, t0, t1).view({n, I}));
+    dw_hh.add(gemm, dah_k, hin.slice(0, t0, t1).view({n, H}));
     if (has_bias) {
       db_ih.add_(dax_k.to(ao.dtype()).sum(0));
       if (gru) db_hh.add_(dah_k.to(ao.dtype()).sum(0));
@@ -232,7 +232,7 @@ std::vector<Tensor> gru_rnn_backward(const OptTensor& dy, const OptTensor& dh_n,
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   if (has_bias && !gru) db_hh = db_ih;  // the RNN's a_x and a_h have the same grad
   auto in_x_dtype = [&](const Tensor& g) { return g.to(x.scalar_type()); };
-  return {dx, dh0, in_x_dtype(dw_ih), in_x_dtype(dw_hh), db_ih, db_hh};
+  return {dx, dh0, in_x_dtype(dw_ih.result()), in_x_dtype(dw_hh.result()), db_ih, db_hh};
 }
 
 }  // namespace lstmkit

@@ -262,7 +262,7 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   // The totals the chunks add to, in acc_t (the weight grads are cast to x's dtype at the end).
   Tensor dx = need_dx ? empty_big({T, B, I}, so) : Tensor();
   Tensor w_ih_t = need_dx ? w_ih.t().contiguous() : Tensor();  // (I, GH)
-  Tensor dw_ih = at::zeros({GH, I}, ao), dw_hh = at::zeros({GH, R}, ao);
+  WeightGrad dw_ih(GH, I, ao, x.scalar_type()), dw_hh(GH, R, ao, x.scalar_type());
   Tensor dw_hr = proj ? at::zeros({R, H}, ao) : Tensor();
   Tensor db = has_bias ? at::zeros({GH}, ao) : Tensor();
   Tensor dpeep = has_peephole ? at::zeros({3, H}, ao) : Tensor();
@@ -276,8 +276,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
     const int64_t k = t1 - t0, n = k * B;  // steps, rows
     Tensor dax_k = dax.view({K * B, GH}).slice(0, 0, n), dah_k = dah.view({K * B, GH}).slice(0, 0, n);
     if (need_dx) matmul_nt_into(gemm, dax_k, w_ih_t, dx.slice(0, t0, t1).view({n, I}));
-    add_matmul(gemm, dw_ih, dax_k.t(), x.slice(0, t0, t1).view({n, I}));
-    add_matmul(gemm, dw_hh, dah_k.t(), hin.slice(0, t0, t1).view({n, R}));
+    dw_ih.add(gemm, dax_k, x.slice(0, t0, t1).view({n, I}));
+    dw_hh.add(gemm, dah_k, hin.slice(0, t0, t1).view({n, R}));
     if (proj) {
       add_matmul(gemm, dw_hr, dhnew.view({K * B, R}).slice(0, 0, n).t(), hraw->slice(0, t0, t1).view({n, H}));
     }
@@ -421,7 +421,8 @@ std::vector<Tensor> lstm_backward(const OptTensor& dy, const OptTensor& dh_n, co
   Tensor dh0 = (dh_keep + dh_in).to(x.scalar_type());
   Tensor dc0 = dc.to(x.scalar_type());
   auto in_x_dtype = [&](const Tensor& g) { return g.defined() ? g.to(x.scalar_type()) : g; };
-  return {dx, dh0, dc0, in_x_dtype(dw_ih), in_x_dtype(dw_hh), db, in_x_dtype(dw_hr), dpeep, dg_ih, dg_hh, dg_c, db_c};
+  return {dx,    dh0,  dc0, in_x_dtype(dw_ih.result()), in_x_dtype(dw_hh.result()), db, in_x_dtype(dw_hr), dpeep, dg_ih,
+          dg_hh, dg_c, db_c};
 }
 
 }  // namespace lstmkit
