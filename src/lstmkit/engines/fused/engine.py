@@ -34,20 +34,26 @@ NAME = "fused"
 CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 
 
-# The plain LSTM with a backward to follow takes this engine from this many steps, where its per-step product is
-# resident (cpu.resident_product). Measured on the AMD EPYC, one thread, CPU time, fused / torch's kernel, forward
-# + backward (BENCHMARKS.md, "Small shapes"): at T=100 0.83-1.20 over B in {1, 16, 32}, H in {32, 64, 128}; at
-# T=200 0.69-1.13; at T=500 0.62-1.05 (0.62 at B=32, H=128); at T=1000 0.49-0.94. Inference stays on torch's
-# kernel (1.1-1.5x there). ``LSTMKIT_FUSED_LSTM_STEPS`` replaces the bound.
+# The plain LSTM takes this engine where its per-step product is resident (cpu.resident_product) and either each
+# thread has at least LSTM_MIN_ROWS batch rows, or a backward follows a call of at least LSTM_MIN_STEPS steps.
+# Measured on the AMD EPYC with AVX2 (2026-12-02), fused / torch's kernel, median of 15 interleaved calls,
+# inference and forward+backward (BENCHMARKS.md, "Small shapes"): with 16-64 rows per thread 0.73-0.95 and
+# 0.53-0.90 (T = 100-1000, H = 32-128, 1 and 2 threads; lab-h128 inference on 2 threads 1.01); with fewer rows the
+# weights' packing and the threads' share of rows do not pay: B = 1 1.01-1.35 and 1.08-1.11, B = 4-8 on 2 threads
+# 1.02-1.40 (H = 64-128). At T = 1000, B = 16 on 2 threads (8 rows each) training took 0.43 (its backward is
+# where torch's kernel grows faster than linearly in T); the AVX-512 EPYC measured the training bound at T = 500
+# (0.62-1.05 there, 0.49-0.94 at T = 1000). ``LSTMKIT_FUSED_LSTM_ROWS`` and ``LSTMKIT_FUSED_LSTM_STEPS`` replace
+# the bounds.
+LSTM_MIN_ROWS = 16
 LSTM_MIN_STEPS = 500
 
 
-def _lstm_min_steps() -> int:
-    value = os.environ.get("LSTMKIT_FUSED_LSTM_STEPS")
+def _bound(name: str, default: int) -> int:
+    value = os.environ.get(name)
     if value is None:
-        return LSTM_MIN_STEPS
+        return default
     if not value.strip().isdigit():
-        raise InputError(f"LSTMKIT_FUSED_LSTM_STEPS (={value!r}) must be a non-negative integer")
+        raise InputError(f"{name} (={value!r}) must be a non-negative integer")
     return int(value)
 
 
@@ -61,13 +67,18 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
     B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms, at B=1, H=256 inference 0.82x torch's;
     but at B=32, H=128 (0.5M multiply-adds per step) inference took 1.23x and forward+backward 0.81x. Hence
     B x H x H under 1M multiply-adds with a backward to follow, under 128K without. For the plain LSTM, whose
-    torch kernel is oneDNN's, only with a backward to follow, from :data:`LSTM_MIN_STEPS` steps and where the
-    per-step product runs on resident weights (torch's backward grows faster than linearly in T there).
+    torch kernel is oneDNN's, where the per-step product runs on resident weights and either every thread has
+    :data:`LSTM_MIN_ROWS` batch rows or a backward follows a call of :data:`LSTM_MIN_STEPS` steps (figures above
+    those constants).
     """
     if type(cell) is LSTMCellMath and batch is not None and steps is not None:
+        min_rows = _bound("LSTMKIT_FUSED_LSTM_ROWS", LSTM_MIN_ROWS)     # read first: a bad value always raises
+        min_steps = _bound("LSTMKIT_FUSED_LSTM_STEPS", LSTM_MIN_STEPS)
         step_product = batch * cell.output_size * 4 * cell.hidden_size
-        return (torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu") and steps >= _lstm_min_steps()
-                and step_product <= cpu.resident_product())
+        if torch.is_autocast_enabled("cpu") or step_product > cpu.resident_product():
+            return False
+        rows = batch / max(1, torch.get_num_threads())
+        return rows >= min_rows or (torch.is_grad_enabled() and steps >= min_steps)
     if type(cell) is GRUCellMath:
         return True
     if type(cell) is RNNCellMath and batch is not None:
@@ -123,7 +134,7 @@ def _direction(cell: Cell, x: Tensor, lengths: Tensor | None, state: tuple[Tenso
         # storage the input gradient of a 2-layer H=6 layer-norm LSTM was 23% off float32's (the reference loop
         # under the same autocast: 5%). In float32 it stays within the output's rounding.
         dt = torch.float32
-    cast = (lambda t: t if t is None else t.to(dt))                             # noqa: E731
+    cast = (lambda t: t if t is None or t.dtype == dt else t.to(dt))            # noqa: E731
     edits = edits or None
     if isinstance(cell, LSTMCellMath):
         y, state, records = _lstm(cell, cast(x), lengths, tuple(map(cast, state)), w, cast, masks, config, trace,
@@ -153,7 +164,9 @@ def _gru_rnn(cell: Cell, x, lengths, h0, w: Weights, cast, masks: Masks, config:
     opts = dict(lengths=lengths, recurrent_mask=masks.recurrent, zoneout=zoneout, records=trace, edits=edits)
     if isinstance(cell, GRUCellMath):
         y, h_n, gates = gru_layer(*args, **opts)
-        r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each; empty unless trace
+        if not trace:
+            return y, (h_n,), ()
+        r, z, n = gates.chunk(3, dim=-1)                                        # (T, B, H) each
         return y, (h_n,), (r, z, n, y)
     assert isinstance(cell, RNNCellMath)                                        # (CELLS: LSTM, GRU, RNN only)
     y, h_n, a = rnn_layer(*args, nonlinearity=cell.nonlinearity, **opts)
@@ -172,5 +185,7 @@ def _lstm(cell: LSTMCellMath, x, lengths, state, w: Weights, cast, masks: Masks,
         x, h0, c0, cast(w.weight_ih), cast(w.weight_hh), cast(w.bias_ih), cast(w.bias_hh), cast(w.weight_hr),
         lengths, cast(w["weight_peephole"]) if v.peephole else None, ln, v.coupled, masks.recurrent, zoneout,
         records=trace, edits=edits)
-    i, f, g, o = gates.chunk(4, dim=-1)                                         # (T, B, H) each; empty unless trace
+    if not trace:
+        return y, (h_n, c_n), ()
+    i, f, g, o = gates.chunk(4, dim=-1)                                         # (T, B, H) each
     return y, (h_n, c_n), (i, f, g, o, c_seq, y)

@@ -122,10 +122,9 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
     save = backward_follows(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, *gammas)
     # The C++ side's arguments, made with differentiable torch ops (autograd takes db to b_ih and b_hh, dc0 to c0's
     # dtype): the bias b_ih + b_hh and the peepholes in the accumulation dtype, zeros where the layer has none.
-    bias = torch.zeros(4 * H, dtype=acc)                                        # (4H)
-    for b in (b_ih, b_hh):
-        if b is not None:
-            bias = bias + b.to(acc)
+    given = [b.to(acc) for b in (b_ih, b_hh) if b is not None]
+    bias = (given[0] + given[1] if len(given) == 2 else given[0].contiguous() if given    # (4H)
+            else torch.zeros(4 * H, dtype=acc))
     peep = _c(peephole, acc) if peephole is not None else torch.zeros(3, H, dtype=acc)  # (3, H)
     g_ih, g_hh, g_c, b_c = (_c(g, acc) for g in gammas)
     y, h_n, c_n, gates, c_seq = ops.lstm(

@@ -21,7 +21,9 @@ record (:func:`.checks.check_edits`; both empty for no edits), an empty placehol
 keep), so setup_context saves them.
 
 Eager calls skip the op layer: :func:`lstm` and :func:`gru_rnn` call the same implementations through a plain
-autograd.Function (:class:`_LstmDirect`, :class:`_GruRnnDirect`) unless a tracer is recording (:func:`tracing`).
+autograd.Function (:class:`_LstmDirect`, :class:`_GruRnnDirect`) unless a tracer is recording (:func:`tracing`),
+and without the Function when no backward follows (``save`` false: the Function's apply costs ~20 us, a fifth of
+a one-row layer's call).
 The op's dispatch (schema parsing, the registered autograd's wrapping) costs tens of microseconds a call, which
 is most of a small layer's time. Both paths run the same functions for the arguments, the C++ calls, what is saved
 and the gradients, so they cannot drift (tests/test_compile_export.py checks they agree bitwise).
@@ -296,7 +298,9 @@ def lstm(*args) -> tuple[Tensor, ...]:
     """lstm_forward's arguments in its order, edit_keep and edit_value as check_edits gives them: the op while a
     tracer records (:func:`tracing`), else direct."""
     args = (*args[:-2], _placeholders(args[-2], args[0]), _placeholders(args[-1], args[0]))
-    return torch.ops.lstmkit.lstm_forward(*args) if tracing(args[0]) else _LstmDirect.apply(*args)
+    if tracing(args[0]):
+        return torch.ops.lstmkit.lstm_forward(*args)
+    return _LstmDirect.apply(*args) if args[18] else _lstm_forward(*args)  # save: a backward follows
 
 
 # -- GRU and Elman RNN ------------------------------------------------------------------------------------------
@@ -431,7 +435,9 @@ def gru_rnn(*args) -> tuple[Tensor, ...]:
     """gru_rnn_forward's arguments in its order, edit_keep and edit_value as check_edits gives them: the op while a
     tracer records (:func:`tracing`), else direct."""
     args = (*args[:-2], _placeholders(args[-2], args[0]), _placeholders(args[-1], args[0]))
-    return torch.ops.lstmkit.gru_rnn_forward(*args) if tracing(args[0]) else _GruRnnDirect.apply(*args)
+    if tracing(args[0]):
+        return torch.ops.lstmkit.gru_rnn_forward(*args)
+    return _GruRnnDirect.apply(*args) if args[11] else _gru_rnn_forward(*args)  # save: a backward follows
 
 
 # -- double backward ---------------------------------------------------------------------------------------------
