@@ -180,4 +180,8 @@ def test_lab_group_runs_each_thread_count_against_the_fma_peak(monkeypatch, tmp_
         assert mine["GRU"]["ratio"] == pytest.approx(mine["GRU"]["ms"] / mine["torch.nn GRU"]["ms"])
         peak = data["fma_gflops"][str(n)]
         assert mine["peephole"]["of_peak"] == pytest.approx(mine["peephole"]["gflops"] / peak)
+        # floor: the row's FLOPs at the FMA peak over its baseline's time, i.e. its ratio times its fraction of peak
+        assert mine["peephole"]["floor"] == pytest.approx(mine["peephole"]["ratio"] * mine["peephole"]["of_peak"])
+        assert mine["torch.nn"]["floor"] == pytest.approx(mine["torch.nn"]["of_peak"])
+    assert "floor" in out.splitlines()[1]
     assert torch.get_num_threads() == data["machine"]["threads"]     # the thread count is restored

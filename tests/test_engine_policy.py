@@ -118,29 +118,57 @@ def test_the_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch):
 
 @needs_fused
 def test_long_small_plain_lstm_training_takes_the_fused_engine_and_inference_does_not(monkeypatch):
-    monkeypatch.delenv("LSTMKIT_FUSED_LSTM_STEPS", raising=False)
-    monkeypatch.delenv("LSTMKIT_RESIDENT_MACS", raising=False)
+    for name in ("LSTMKIT_FUSED_LSTM_STEPS", "LSTMKIT_FUSED_LSTM_ROWS", "LSTMKIT_RESIDENT_MACS"):
+        monkeypatch.delenv(name, raising=False)
     lab, big = LSTMCellMath(64), LSTMCellMath(1024)
     steps = fused.engine.LSTM_MIN_STEPS
+    few = 4                                                 # batch rows: under LSTM_MIN_ROWS on any thread count
     with torch.enable_grad():
-        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is fused
-        assert choose("auto", lab, SEQ, X, trace=False, steps=steps - 1, batch=16) is torch_kernel
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=few) is fused
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps - 1, batch=few) is torch_kernel
         assert choose("auto", big, SEQ, X, trace=False, steps=steps, batch=64) is torch_kernel  # not resident
         with torch.autocast("cpu", dtype=torch.bfloat16):   # not for speed (no resident bf16 products)...
             bf16_here = fused.cpu.torch_kernel_runs_bf16("lstm") == ""   # ...only where torch's cannot run bf16
-            assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is (
+            assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=few) is (
                 torch_kernel if bf16_here else fused)
     with torch.no_grad():
-        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=16) is torch_kernel
+        assert choose("auto", lab, SEQ, X, trace=False, steps=steps, batch=few) is torch_kernel
+
+
+@needs_fused
+@pytest.mark.parametrize("threads", [1, 2])
+def test_plain_lstm_with_enough_batch_rows_per_thread_takes_the_fused_engine(monkeypatch, threads):
+    for name in ("LSTMKIT_FUSED_LSTM_STEPS", "LSTMKIT_FUSED_LSTM_ROWS", "LSTMKIT_RESIDENT_MACS"):
+        monkeypatch.delenv(name, raising=False)
+    rows = fused.engine.LSTM_MIN_ROWS
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for grad in (torch.no_grad, torch.enable_grad):
+            with grad():
+                assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100,
+                              batch=rows * threads) is fused
+                assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100,
+                              batch=rows * threads - 1) is torch_kernel
+                assert choose("auto", LSTMCellMath(1024), SEQ, X, trace=False, steps=100,
+                              batch=rows * threads) is torch_kernel           # not resident
+        monkeypatch.setenv("LSTMKIT_FUSED_LSTM_ROWS", "1")
+        with torch.no_grad():
+            assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=threads) is fused
+        monkeypatch.setenv("LSTMKIT_FUSED_LSTM_ROWS", "few")
+        with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_LSTM_ROWS"):
+            choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=threads)
+    finally:
+        torch.set_num_threads(before)
 
 
 @needs_fused
 def test_the_plain_lstm_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch):
     monkeypatch.setenv("LSTMKIT_FUSED_LSTM_STEPS", "50")
     with torch.enable_grad():
-        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32) is fused
+        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=4) is fused
         monkeypatch.setenv("LSTMKIT_RESIDENT_MACS", "0")        # no resident products: torch's kernel again
-        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32) is torch_kernel
+        assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=4) is torch_kernel
         monkeypatch.setenv("LSTMKIT_FUSED_LSTM_STEPS", "soon")
         with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_LSTM_STEPS"):
-            choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=32)
+            choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=4)

@@ -15,9 +15,11 @@ from .rows import Row, baseline
 
 
 def format_table(rows: list[Row]) -> str:
-    """One line per row. A row this machine cannot run shows n/a and why; a ratio to such a row is n/a too."""
+    """One line per row. A row this machine cannot run shows n/a and why; a ratio to such a row is n/a too. Rows of
+    the lab group add ``floor``, the ratio at the whole FMA peak."""
+    lab = any(r.threads is not None for r in rows)
     head = (f"{'shape':22} {'dtype':8} {'mode':5} {'row':21} {'engine':9} {'ms':>9} {'ratio':>7} {'GF/s':>7} "
-            f"{'%peak':>6}")
+            f"{'%peak':>6}" + (f" {'floor':>6}" if lab else ""))
     lines = [head, "-" * len(head)]
     na = {(r.shape, r.dtype, r.mode, r.row) for r in rows if r.na is not None}
     for r in rows:
@@ -30,7 +32,8 @@ def format_table(rows: list[Row]) -> str:
         else:
             ratio = "    n/a" if (r.shape, r.dtype, r.mode, baseline(r.row)) in na else "      -"
         peak = f"{100 * r.of_peak:5.0f}%" if r.of_peak is not None else "     -"
-        lines.append(f"{start} {r.ms:9.2f} {ratio} {r.gflops:7.1f} {peak}")
+        floor = (f" {r.floor:6.2f}" if r.floor is not None else f" {'-':>6}") if lab else ""
+        lines.append(f"{start} {r.ms:9.2f} {ratio} {r.gflops:7.1f} {peak}{floor}")
     return "\n".join(lines)
 
 

@@ -119,8 +119,8 @@ def rnn_flops(T: int, B: int, I: int, H: int, P: int = 0, train: bool = False, g
 class Row:
     """One row of one shape, mode and dtype: median ``ms`` over the rounds, ``ratio`` to its baseline's ms, GFLOP/s
     and its fraction of the fp32 GEMM peak (fp32 rows only; in the lab group, of the FMA peak on ``threads``
-    threads). A row this machine cannot run has ``na``, the reason, and no figures; a row whose baseline cannot
-    run has no ratio."""
+    threads, with ``floor``). A row this machine cannot run has ``na``, the reason, and no figures; a row whose
+    baseline cannot run has no ratio."""
 
     shape: str
     T: int
@@ -137,3 +137,6 @@ class Row:
     of_peak: float | None = None
     na: str | None = None
     threads: int | None = None      # the lab group's thread count (None: torch's default)
+    # The lab group: the ratio this row would have if it ran at the whole FMA peak (its FLOPs at the peak, over
+    # the baseline's time): a ratio target below it cannot be reached on this machine by any engine.
+    floor: float | None = None
