@@ -57,6 +57,12 @@ def _bound(name: str, default: int) -> int:
     return int(value)
 
 
+@torch.compiler.assume_constant_result
+def _threads() -> int:
+    """torch's thread count; a constant of the graph under torch.compile (which cannot trace the call itself)."""
+    return torch.get_num_threads()
+
+
 def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = None) -> bool:
     """Whether this engine beats torch's own kernel on CPU for the plain cell, so ``auto`` should prefer it (for
     calls long enough that its fixed cost pays: :func:`lstmkit.engines.policy.fused_pays`).
@@ -77,7 +83,7 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
         step_product = batch * cell.output_size * 4 * cell.hidden_size
         if torch.is_autocast_enabled("cpu") or step_product > cpu.resident_product():
             return False
-        rows = batch / max(1, torch.get_num_threads())
+        rows = batch / max(1, _threads())
         return rows >= min_rows or (torch.is_grad_enabled() and steps >= min_steps)
     if type(cell) is GRUCellMath:
         return True
