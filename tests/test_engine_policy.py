@@ -172,3 +172,19 @@ def test_the_plain_lstm_step_bound_can_be_set_and_a_bad_one_is_named(monkeypatch
         monkeypatch.setenv("LSTMKIT_FUSED_LSTM_STEPS", "soon")
         with pytest.raises(lstmkit.InputError, match="LSTMKIT_FUSED_LSTM_STEPS"):
             choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=4)
+
+
+@needs_fused
+def test_plain_rnn_takes_the_fused_engine_where_its_step_product_is_resident(monkeypatch):
+    monkeypatch.delenv("LSTMKIT_RESIDENT_MACS", raising=False)
+    bound = fused.cpu.resident_product()
+    for grad in (torch.no_grad, torch.enable_grad):
+        with grad():
+            assert choose("auto", RNNCellMath(128), SEQ, X, trace=False, steps=100, batch=32) is fused
+            assert choose("auto", RNNCellMath(256), SEQ, X, trace=False, steps=100,
+                          batch=bound // (256 * 256)) is fused
+            assert choose("auto", RNNCellMath(256), SEQ, X, trace=False, steps=100,
+                          batch=bound // (256 * 256) + 1) is torch_kernel
+    monkeypatch.setenv("LSTMKIT_RESIDENT_MACS", "0")                 # nothing resident: torch's kernel
+    with torch.no_grad():
+        assert choose("auto", RNNCellMath(128), SEQ, X, trace=False, steps=100, batch=32) is torch_kernel

@@ -69,10 +69,10 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
 
     True for the GRU: torch's CPU GRU runs its steps as separate ATen ops, and `lstmkit bench` measured it 1.2-4.4x
     slower than this engine at every recognised shape (BENCHMARKS.md, "GRU and RNN"). For the RNN where its
-    per-step product is small, where torch's RNN, also separate ops per step, pays their call costs: at T=5000,
-    B=1, H=2 forward+backward took 12 ms here against torch's 135-147 ms, at B=1, H=256 inference 0.82x torch's;
-    but at B=32, H=128 (0.5M multiply-adds per step) inference took 1.23x and forward+backward 0.81x. Hence
-    B x H x H under 1M multiply-adds with a backward to follow, under 128K without. For the plain LSTM, whose
+    per-step product is resident (B x H x H up to cpu.resident_product()): torch's RNN also runs separate ops per
+    step, and on the AMD EPYC with AVX2 (2026-12-02, T = 100, 1 and 2 threads) this engine took 0.43-0.64x its
+    time in inference and 0.30-0.70x in forward+backward from B x H x H = 66K to 3.9M (B = 1-64, H = 64-512;
+    BENCHMARKS.md, "Small shapes"). For the plain LSTM, whose
     torch kernel is oneDNN's, where the per-step product runs on resident weights and either every thread has
     :data:`LSTM_MIN_ROWS` batch rows or a backward follows a call of :data:`LSTM_MIN_STEPS` steps (figures above
     those constants).
@@ -88,8 +88,7 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
     if type(cell) is GRUCellMath:
         return True
     if type(cell) is RNNCellMath and batch is not None:
-        bound = cpu.SMALL_PRODUCT if torch.is_grad_enabled() else cpu.SMALL_PRODUCT // 8
-        return batch * cell.hidden_size * cell.hidden_size < bound
+        return batch * cell.hidden_size * cell.hidden_size <= cpu.resident_product()
     return False
 
 
