@@ -6,7 +6,7 @@ Per chunk of steps (T*B ~ 1024 rows) the backward adds dA^T x to dW_ih (GH, I) a
 (csrc/lstm_layer.cpp, csrc/gru_rnn_layer.cpp). The same sums can be taken transposed, x^T dA into (I, GH), and
 transposed once at the end. This prints the microseconds of one addmm_ each way (best of 5 runs of 500) and their
 ratio, at the shapes of the memory lab (GH = 4H for the LSTM, I and R from 6 to 128). The engine sums the
-transposed orientation with its own kernel where `in` <= 64 (csrc/gemm.h, WeightGrad: MKL's transposed sums change
+transposed orientation with its own kernel where `in` <= 32 (csrc/gemm.h, WeightGrad: MKL's transposed sums change
 with the thread count); benchmarks/small_gemm.cpp times that kernel at the same shapes.
 """
 

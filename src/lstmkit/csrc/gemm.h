@@ -144,12 +144,15 @@ inline void add_matmul(Gemm gemm, at::Tensor& acc, const at::Tensor& a, const at
 }
 
 // The weight gradients of a backward chunk: dW (GH, in) += d^T v for d (n, GH), v (n, in), with `in` the input or
-// recurrent width. Where `in` is small, MKL's d^T v ran several times slower than the product's FLOPs (T*B = 1024
-// rows, GH = 128: 270 us at in = 6, against 34 us for small_gemm.h's add_at_b, which sums the transpose
-// (in, GH) += v^T d with the columns split between threads; benchmarks/weight_grads.py has both). Above
-// kOwnWeightGradWidth MKL is as fast or faster. The total is kept in the orientation its sums take
-// (WeightGrad::transposed), and result() gives dW (GH, in).
-constexpr int64_t kOwnWeightGradWidth = 64;
+// recurrent width. Where `in` is small, MKL's d^T v ran several times slower than the product's FLOPs need (AMD
+// EPYC, AVX2, T*B = 1024 rows: 386 us at in = 6, GH = 128 and 633 us at in = 8, GH = 256, against 37-40 us and
+// 125-160 us for small_gemm.h's add_at_b, which sums the transpose (in, GH) += v^T d with the columns split
+// between threads; docs/bench/2026-12-02-avx2-{weight-grads,small-gemm}.txt). At in = 16-32 the two tied
+// (164-213 against 174-216 us; 813-841 against 794 us at GH = 512), at in = 64 MKL was faster (561 against
+// 665-1310 us), hence the bound. (MKL's own transposed sums were fast too, but their rounding changed with the
+// thread count.) The total is kept in the orientation its sums take (WeightGrad::transposed), and result() gives
+// dW (GH, in).
+constexpr int64_t kOwnWeightGradWidth = 32;
 
 class WeightGrad {
  public:

@@ -32,8 +32,9 @@ constexpr int kVectorBytes = 64;
 #elif defined(__AVX__)
 constexpr int kVectorBytes = 32;
 // 6 x 2: 12 accumulators, 2 weight vectors and a broadcast in 16 registers. 4 x 2 (8 accumulators) leaves the two
-// FMA pipes waiting on their latency: on the AMD EPYC with AVX2, one thread, products of 16-32 rows x 32-128 by
-// 128-512 ran at 36-42 GFLOP/s with 4 x 2 and 49-78 with 6 x 2; 4 x 3 and 3 x 4 spilled (12-17).
+// FMA pipes waiting on their latency: on the AMD EPYC with AVX2, one thread, products of 16-32 rows x 32-256 by
+// 64-512 ran at 33-47 GFLOP/s with 4 x 2 and 38-72 with 6 x 2 (docs/bench/2026-12-02-avx2-small-gemm.txt; the
+// VM's noise is +-30%); 4 x 3 and 3 x 4 spilled registers (12-17 GFLOP/s in a first try).
 #define LSTMKIT_DEFAULT_BLOCK 6, 2
 #else
 constexpr int kVectorBytes = 16;
@@ -97,8 +98,9 @@ class ResidentWeight {
   };
 
   // The last rows (fewer than kRows: `left`), every panel. With fewer rows a block has fewer accumulators, and
-  // one panel's would leave the FMA pipes waiting on their latency (a batch of 1 ran at a quarter of the peak),
-  // so kRows / MR full panels go through one microkernel together: as many accumulators as a full block.
+  // one panel's would leave the FMA pipes waiting on their latency (a batch of 1: two accumulators, at most a
+  // quarter of the peak), so kRows / MR full panels go through one microkernel together: as many accumulators as
+  // a full block.
   template <int MR>
   void rest(int64_t left, const T* a, int64_t lda, T* out, int64_t ldo) const {
     if constexpr (MR > 0) {
