@@ -8,7 +8,8 @@ without a ratio (the bench's "n/a": it, or its baseline, cannot run on that mach
 counted apart, never as met. The targets are the performance issue's, over the shapes it named; the bench's
 `call-t1` and `long-tiny` shapes (a fused call's fixed cost, per-step call overhead) are reported apart, in
 BENCHMARKS.md's "Small calls", not counted here. The `lab-*` shapes of `lstmkit bench --lab` have their own
-targets (every row ≤ 0.25x its torch.nn baseline, per thread count), not the ones above.
+targets (every row ≤ 0.25x its torch.nn baseline, per thread count), not the ones above; for those the table also
+counts the rows "beyond this machine's peak": whose floor (the ratio at the whole FMA peak) misses the bound.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ def table(data: dict) -> str:
         met = sum(ok(r["ratio"]) for r in measured)
         mark = "" if met == len(measured) else " **missed**"
         apart = f", {unmeasured} not measured (n/a)" if unmeasured else ""
+        # The lab rows' floor: the ratio at the whole FMA peak. A row whose floor misses the bound cannot meet it on
+        # the machine that ran it, by any engine.
+        beyond = sum(r.get("floor") is not None and not ok(r["floor"]) for r in measured)
+        apart += f", {beyond} beyond this machine's peak" if beyond else ""
         lines.append(f"| {what} | {bound} | {met}/{len(measured)}{mark}{apart} | {worst['ratio']:.2f} "
                      f"({worst['shape']}, {worst['dtype']}, {worst['mode']}) |")
     return "\n".join(lines)

@@ -145,6 +145,16 @@ def test_targets_count_na_rows_as_not_measured_never_as_met():
     assert "| 1/1, 1 not measured (n/a) |" in lines["naive cell / peephole (speed-up)"]
 
 
+def test_lab_targets_count_rows_whose_floor_misses_the_bound_as_beyond_the_machine():
+    def row(shape, ratio, floor):
+        return {"shape": shape, "dtype": "float32", "mode": "train", "row": "peephole", "ms": 1.0, "ratio": ratio,
+                "floor": floor, "threads": 1}
+
+    data = {"rows": [row("lab-a", 0.2, 0.05), row("lab-b", 0.9, 0.4), row("lab-c", 0.8, 0.1)]}
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in _targets().table(data).splitlines()}
+    assert "| 1/3 **missed**, 1 beyond this machine's peak |" in lines["lab: peephole / its torch.nn, 1 thread"]
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="ONEDNN_MAX_CPU_ISA=AVX2 is x86's")
 def test_bench_runs_to_the_end_on_a_cpu_without_bf16(tmp_path):
     """The real failure: oneDNN limited to AVX2 (no AVX-512, no bf16 instructions) cannot build a bf16 LSTM."""
