@@ -1,12 +1,15 @@
 """torch.compile, torch.export, torch.jit.trace and torch.fx on lstmkit modules: no graph break, results equal to
 eager, and another sequence length either computed or refused, never truncated. Small and few: compiling is slow."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch._dynamo as dynamo
 
 import lstmkit
-from lstmkit.engines.fused import ops
+from lstmkit.engines.fused import constant, ops
 
 # (module, options): the plain modules and every variant path the fused engine has
 CASES = [("LSTM", {}), ("LSTM", {"peephole": True}), ("LSTM", {"layer_norm": True, "coupled": True}),
@@ -200,3 +203,21 @@ def test_compiled_interventions_equal_eager():
     (y, g), (y_c, g_c) = grads_of(module, lambda x: module(x, interventions=ablate), x), grads_of(module, compiled, x)
     assert torch.equal(y_c, y) and not torch.equal(y, module(x)[0].detach())    # (the ablation changed y)
     assert all(torch.equal(a, b) for a, b in zip(g_c, g, strict=True))
+
+
+def test_the_compile_constant_mark_is_the_one_torchs_decorator_sets():
+    """lstmkit marks process constants itself (importing torch._dynamo to do it cost ~3 s per `import lstmkit`):
+    the mark must stay the one torch.compiler.assume_constant_result sets."""
+    def probe():
+        return 1
+
+    marked = torch.compiler.assume_constant_result(probe)
+    assert getattr(marked, constant.MARK) is True
+    assert getattr(constant.constant_under_compile(lambda: 1), constant.MARK) is True
+
+
+def test_importing_lstmkit_does_not_import_dynamo():
+    code = ("import sys, lstmkit, lstmkit.cli, lstmkit.lab; from lstmkit.engines.fused import build; "
+            "sys.exit(any(m == 'torch._dynamo' for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:] or "torch._dynamo was imported"

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from torch.compiler import assume_constant_result as _assume_constant_result
+from .constant import constant_under_compile
 
 __all__ = ["BuildNotice", "build_directory", "is_available", "is_built", "load", "module", "unavailable_reason"]
 
@@ -158,13 +158,13 @@ def module() -> ModuleType:
 # Both are constants of a process (the engine is tried once). Under torch.compile they run while tracing, outside
 # the graph, and their values are constants of it: loading the engine (pathlib, importlib) cannot be traced, and the
 # first call in a process may be a compiled one.
-@_assume_constant_result
+@constant_under_compile
 def is_available() -> bool:
     """Whether the compiled engine can run here (compiles it on the first call; never raises)."""
     return load() is not None
 
 
-@_assume_constant_result
+@constant_under_compile
 def unavailable_reason() -> str:
     """Why :func:`is_available` is False ('' when it is True)."""
     load()

@@ -40,6 +40,7 @@ import torch
 
 from ...errors import InputError
 from .build import build_directory, cpu_fingerprint
+from .constant import constant_under_compile
 
 __all__ = ["Capabilities", "Choice", "capabilities", "choice", "gemm_id", "torch_kernel_runs_bf16"]
 
@@ -273,7 +274,7 @@ def bf16_runs_as_fp32(step_product: int) -> bool:
     return bf16_strategy() == "fp32" or step_product < SMALL_PRODUCT
 
 
-@torch.compiler.assume_constant_result
+@constant_under_compile
 def bf16_strategy() -> str:
     """``choice().bf16``. Under torch.compile this runs once while tracing and its value is a constant of the graph
     (the choice, measured or read from disk, cannot be traced and never changes within a process)."""

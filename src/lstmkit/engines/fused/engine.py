@@ -27,6 +27,7 @@ from ..config import Masks, RunConfig
 from ..layers import run_layers
 from . import build, cpu
 from .checks import DTYPES
+from .constant import constant_under_compile
 from .gru_rnn import gru_layer, rnn_layer
 from .lstm import lstm_layer
 
@@ -57,7 +58,7 @@ def _bound(name: str, default: int) -> int:
     return int(value)
 
 
-@torch.compiler.assume_constant_result
+@constant_under_compile
 def _threads() -> int:
     """torch's thread count; a constant of the graph under torch.compile (which cannot trace the call itself)."""
     return torch.get_num_threads()
