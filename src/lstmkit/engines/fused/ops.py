@@ -272,6 +272,25 @@ def _lstm_grads(ctx, dy, dh_n, dc_n, backward_op):
 lstm_forward.register_autograd(_lstm_backward_with(lstm_backward, True), setup_context=_lstm_setup_context)
 
 
+TWICE = ("lstmkit's fused engine computes its backward by hand and cannot differentiate it again (double backward, "
+         "e.g. a gradient penalty): build the module with backend='torch' (plain configurations) or "
+         "backend='reference' for that")
+
+
+def _not_twice(grads: tuple) -> tuple:
+    """The grads of a backward run with create_graph=True: each differentiable only into an error that says why
+    and what to do. torch's once_differentiable does this only when an incoming grad requires grad; otherwise a
+    later differentiation fails with "element 0 of tensors does not require grad", which names neither the engine
+    nor the remedy."""
+    tensors = [g for g in grads if isinstance(g, Tensor)]
+    if not tensors:
+        return grads
+    err = torch._C._functions.DelayedError(TWICE.encode(), len(tensors))
+    out = err(*[g.detach().requires_grad_() for g in tensors])
+    each = iter(out if isinstance(out, tuple) else (out,))
+    return tuple(next(each) if isinstance(g, Tensor) else g for g in grads)
+
+
 def _direct(name: str, forward, setup_context, backward) -> type[torch.autograd.Function]:
     """An op for eager calls: its implementation ``forward``, ``setup_context`` and ``backward`` as an
     autograd.Function, without the op's dispatch."""
@@ -282,12 +301,14 @@ def _direct(name: str, forward, setup_context, backward) -> type[torch.autograd.
         return out
 
     def bwd(ctx, *grads):
-        return backward(ctx, *grads)
+        with torch.no_grad():
+            out = backward(ctx, *grads)
+        return _not_twice(out) if torch.is_grad_enabled() else out
 
     return type(name, (torch.autograd.Function,), {
         "__doc__": f"{name}: the op's implementation, setup_context and backward without its dispatch.",
         "forward": staticmethod(fwd),
-        "backward": staticmethod(torch.autograd.function.once_differentiable(bwd))})
+        "backward": staticmethod(bwd)})
 
 
 _LstmDirect = _direct("_LstmDirect", _lstm_forward, _lstm_setup_context,
