@@ -12,6 +12,9 @@
 //
 // Each output element is one sum over k in increasing order, whatever the row block, the panel or the thread:
 // results are bitwise the same for any split of the rows between threads, and on every run.
+//
+// add_at_b, at the end, is the backward's other small product: the weight gradients v^T dA where v is narrow
+// (csrc/gemm.h, WeightGrad, says where and why).
 #pragma once
 
 #include <algorithm>
@@ -191,10 +194,6 @@ class ResidentWeight {
   std::vector<T> packed_;
 };
 
-// out (M, N) += a^T b for a (K, M) and b (K, N), row-major with row strides lda, ldb, ldo: the weight gradients
-// of the backward (dW^T += v^T dA over a chunk's rows; csrc/lstm_layer.cpp). Output columns [n0, n1) only, so
-// threads can take disjoint column ranges. Each output element gets its sums over slices of k in increasing order,
-// each added to out as it ends: bitwise the same for any split of the columns.
 namespace detail {
 
 // add_at_b's block: rows [m, m + MR) of out, columns [n, n + cols) (cols <= kPanelVectors vectors; kFull: exactly).

@@ -22,8 +22,8 @@ keep), so setup_context saves them.
 
 Eager calls skip the op layer: :func:`lstm` and :func:`gru_rnn` call the same implementations through a plain
 autograd.Function (:class:`_LstmDirect`, :class:`_GruRnnDirect`) unless a tracer is recording (:func:`tracing`),
-and without the Function when no backward follows (``save`` false: the Function's apply costs ~20 us, a fifth of
-a one-row layer's call).
+and without the Function when no backward follows (``save`` false: its apply would build a graph node and a context
+for nothing, a cost a one-row layer's call notices).
 The op's dispatch (schema parsing, the registered autograd's wrapping) costs tens of microseconds a call, which
 is most of a small layer's time. Both paths run the same functions for the arguments, the C++ calls, what is saved
 and the gradients, so they cannot drift (tests/test_compile_export.py checks they agree bitwise).
