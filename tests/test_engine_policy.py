@@ -152,6 +152,9 @@ def test_plain_lstm_with_enough_batch_rows_per_thread_takes_the_fused_engine(mon
                               batch=rows * threads - 1) is torch_kernel
                 assert choose("auto", LSTMCellMath(1024), SEQ, X, trace=False, steps=100,
                               batch=rows * threads) is torch_kernel           # not resident
+                short = fused.engine.LSTM_ROWS_MIN_STEPS - 1                   # too short for the call cost
+                assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=short,
+                              batch=rows * threads) is torch_kernel
         monkeypatch.setenv("LSTMKIT_FUSED_LSTM_ROWS", "1")
         with torch.no_grad():
             assert choose("auto", LSTMCellMath(32), SEQ, X, trace=False, steps=100, batch=threads) is fused

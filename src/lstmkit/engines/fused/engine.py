@@ -43,9 +43,12 @@ CELLS = (LSTMCellMath, GRUCellMath, RNNCellMath)
 # weights' packing and the threads' share of rows do not pay: B = 1 1.01-1.35 and 1.08-1.11, B = 4-8 on 2 threads
 # 1.02-1.40 (H = 64-128). At T = 1000, B = 16 on 2 threads (8 rows each) training took 0.43 (its backward is
 # where torch's kernel grows faster than linearly in T); the AVX-512 EPYC measured the training bound at T = 500
-# (0.62-1.05 there, 0.49-0.94 at T = 1000). ``LSTMKIT_FUSED_LSTM_ROWS`` and ``LSTMKIT_FUSED_LSTM_STEPS`` replace
-# the bounds.
+# (0.62-1.05 there, 0.49-0.94 at T = 1000). The rows rule needs LSTM_ROWS_MIN_STEPS steps for the fused call's
+# fixed cost to pay: at B = 32, H = 32 on one thread fused / torch was 1.20 / 1.18 (inference / training) at T = 4,
+# 1.07 / 1.06 at T = 8, 1.07 / 1.03 at T = 16 and 0.88 / 0.92 at T = 32 (H = 128: 0.98 / 0.93 at T = 16).
+# ``LSTMKIT_FUSED_LSTM_ROWS`` and ``LSTMKIT_FUSED_LSTM_STEPS`` replace the bounds.
 LSTM_MIN_ROWS = 16
+LSTM_ROWS_MIN_STEPS = 32
 LSTM_MIN_STEPS = 500
 
 
@@ -75,8 +78,8 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
     time in inference and 0.30-0.70x in forward+backward from B x H x H = 66K to 3.9M (B = 1-64, H = 64-512;
     BENCHMARKS.md, "Small shapes"). For the plain LSTM, whose
     torch kernel is oneDNN's, where the per-step product runs on resident weights and either every thread has
-    :data:`LSTM_MIN_ROWS` batch rows or a backward follows a call of :data:`LSTM_MIN_STEPS` steps (figures above
-    those constants).
+    :data:`LSTM_MIN_ROWS` batch rows in a call of :data:`LSTM_ROWS_MIN_STEPS` steps or a backward follows a call of
+    :data:`LSTM_MIN_STEPS` steps (figures above those constants).
     """
     if type(cell) is LSTMCellMath and batch is not None and steps is not None:
         min_rows = _bound("LSTMKIT_FUSED_LSTM_ROWS", LSTM_MIN_ROWS)     # read first: a bad value always raises
@@ -85,7 +88,8 @@ def faster_than_torch(cell: Cell, batch: int | None = None, steps: int | None = 
         if torch.is_autocast_enabled("cpu") or step_product > cpu.resident_product():
             return False
         rows = batch / max(1, _threads())
-        return rows >= min_rows or (torch.is_grad_enabled() and steps >= min_steps)
+        return ((rows >= min_rows and steps >= LSTM_ROWS_MIN_STEPS)
+                or (torch.is_grad_enabled() and steps >= min_steps))
     if type(cell) is GRUCellMath:
         return True
     if type(cell) is RNNCellMath and batch is not None:
