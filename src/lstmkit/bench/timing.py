@@ -149,10 +149,10 @@ def bench_shape(name: str, rows: list[str], dtypes: list[torch.dtype], repeats: 
                 P = H // 2 if ROWS[r][1].get("proj_size") else 0
                 flops = rnn_flops(T, B, I, H, P, train, GATES[family(r)])
                 gflops = flops / (med[r] / 1e3) / 1e9
+                ratio = med[r] / med[base] if base in med else None
                 of_peak = gflops / peak if (peak and dtype == torch.float32) else None
-                floor = (flops / (peak * 1e9)) / (med[base] / 1e3) if (
-                    threads is not None and peak and of_peak is not None and base in med) else None
-                out.append(Row(name, T, B, I, H, dt, mode, r, engine, med[r],
-                               med[r] / med[base] if base in med else None, gflops, of_peak, threads=threads,
+                # the ratio at the whole peak: this row's FLOPs at the peak over the baseline's time
+                floor = ratio * of_peak if (threads is not None and ratio is not None and of_peak is not None) else None
+                out.append(Row(name, T, B, I, H, dt, mode, r, engine, med[r], ratio, gflops, of_peak, threads=threads,
                                floor=floor))
     return out

@@ -162,19 +162,16 @@ class WeightGrad {
                     (operands == at::kFloat || operands == at::kDouble)),
         total_(transposed_ ? at::zeros({in, gh}, acc) : at::zeros({gh, in}, acc)) {}
 
-  // total += d^T v, d (n, GH) and v (n, in) with unit column strides.
+  // total += d^T v, d (n, GH) and v (n, in) with unit column strides (rows of a chunk's buffers).
   void add(Gemm gemm, const at::Tensor& d, const at::Tensor& v) {
-    if (!transposed_ || d.stride(1) != 1 || v.stride(1) != 1) {
-      if (transposed_) {
-        total_.add_(at::mm(v.t(), d));  // (not reached by the engine's contiguous chunks; kept correct)
-      } else {
-        add_matmul(gemm, total_, d.t(), v);
-      }
+    if (!transposed_) {
+      add_matmul(gemm, total_, d.t(), v);
       return;
     }
+    TORCH_CHECK(d.stride(1) == 1 && v.stride(1) == 1, "lstmkit: WeightGrad::add needs rows with unit column strides");
     AT_DISPATCH_FLOATING_TYPES(total_.scalar_type(), "lstmkit_weight_grad", [&] {
       const int64_t n = v.size(0), in = v.size(1), gh = d.size(1);
-      constexpr int64_t kCols = kPanelVectors * (kVectorBytes / sizeof(scalar_t));
+      constexpr int64_t kCols = add_at_b_columns<scalar_t>();
       const scalar_t* vp = v.data_ptr<scalar_t>();
       const scalar_t* dp = d.data_ptr<scalar_t>();
       scalar_t* out = total_.data_ptr<scalar_t>();

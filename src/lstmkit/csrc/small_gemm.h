@@ -262,12 +262,19 @@ void add_at_b_columns(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t 
 
 // out (M, N) += a^T b for a (K, M) and b (K, N), row-major with row strides lda, ldb, ldo: the weight gradients
 // of the backward (dW^T += v^T dA over a chunk's rows; csrc/lstm_layer.cpp). Output columns [n0, n1) only, so
-// threads can take disjoint column ranges. Each output element gets its sums over slices of k in increasing order,
-// each added to out as it ends: bitwise the same for any split of the columns.
+// threads can take disjoint column ranges (n0 a multiple of add_at_b_columns<T>()). Each output element gets its sums
+// over slices of k in increasing order, each added to out as it ends: bitwise the same for any split of the columns.
+// add_at_b's column block: a split of the columns between threads at multiples of it keeps the results bitwise the
+// same (the blocks, and so every element's sums, are then the same for any split).
+template <typename T>
+constexpr int64_t add_at_b_columns() {
+  return kPanelVectors * (kVectorBytes / sizeof(T));
+}
+
 template <typename T>
 void add_at_b(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t K, int64_t M, int64_t n0, int64_t n1, T* out,
               int64_t ldo) {
-  constexpr int64_t kCols = kPanelVectors * (kVectorBytes / sizeof(T));
+  constexpr int64_t kCols = add_at_b_columns<T>();
   int64_t n = n0;
   for (; n + kCols <= n1; n += kCols) detail::add_at_b_columns<T, true>(a, lda, b, ldb, K, M, n, kCols, out, ldo);
   if (n < n1) detail::add_at_b_columns<T, false>(a, lda, b, ldb, K, M, n, n1 - n, out, ldo);
